@@ -1,0 +1,172 @@
+"""``switchboard``: one console command for every process and chore.
+
+    switchboard demo                     the whole pipeline on the embedded broker, with a summary
+    switchboard broker start|stop|status the project's local Kafka (deploy/kafka/kafka.sh)
+    switchboard topics create            create the catalog's topics
+    switchboard worker                   the Faust decision worker
+    switchboard gateway sms              the SMS gateway (provider calls, receipts, /metrics)
+    switchboard sandbox twilio           a local Twilio-speaking SMS provider
+    switchboard produce TOPIC            JSON lines on stdin -> validated, Avro-encoded records
+    switchboard simulate                 produce a realistic storefront (customers, consents, orders)
+    switchboard sms-info --json          encoding and segments of a JSON array of texts on stdin
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+from streams.logs import configure_logging
+from streams.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+KAFKA_SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
+
+
+def _broker(args: argparse.Namespace, settings: Settings) -> int:
+    return subprocess.call(["bash", str(KAFKA_SCRIPT), args.action])
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.topics import create_topics
+
+    created = create_topics(settings)
+    print(f"{len(created)} topics created" + (f": {', '.join(created)}" if created else " (all existed)"))
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.app import create_app
+
+    app = create_app(settings)
+    sys.argv = [sys.argv[0], "worker", "--loglevel", args.loglevel]
+    app.main()
+    return 0
+
+
+def _gateway(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors.gateways.service import run_sms_gateway
+
+    asyncio.run(run_sms_gateway(settings))
+    return 0
+
+
+def _sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors.sandbox.twilio import run
+    from connectors.sandbox.twilio_scenario import SandboxScenario
+
+    scenario = SandboxScenario(fail_rate=args.fail_rate, callback_delay=args.callback_delay)
+    run(settings.sandbox.host, args.port or settings.sandbox.port, account_sid=settings.sms.account_sid,
+        auth_token=settings.sms.auth_token.get_secret_value(), scenario=scenario)
+    return 0
+
+
+def _produce(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors.errors import InvalidEventError
+    from connectors.producer import EventProducer
+
+    bad = 0
+    with EventProducer(settings.kafka.bootstrap_servers, settings.kafka.topic_prefix) as producer:
+        for number, line in enumerate(sys.stdin, 1):
+            if not line.strip():
+                continue
+            try:
+                producer.send_json(args.topic, json.loads(line))
+            except json.JSONDecodeError as exc:
+                bad += 1
+                print(f"line {number}: not JSON ({exc.msg})", file=sys.stderr)
+            except InvalidEventError as exc:
+                bad += 1
+                print(f"line {number}: {exc}", file=sys.stderr)
+        producer.flush()
+    return 1 if bad else 0
+
+
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors.demo.feed import feed_storefront
+
+    feed_storefront(settings, customers=args.customers, seed=args.seed)
+    return 0
+
+
+def _sms_info(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import asdict
+
+    from streams.sms import segment
+
+    texts = json.load(sys.stdin)
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        print("sms-info: stdin must be a JSON array of strings", file=sys.stderr)
+        return 2
+    infos = [asdict(segment(t)) for t in texts]
+    if args.json:
+        json.dump(infos, sys.stdout, ensure_ascii=False)
+        print()
+    else:
+        for text, info in zip(texts, infos):
+            print(f"{info['encoding']:6} {info['segments']:3} segment(s) {info['units']:5} units  {text[:40]!r}")
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors.demo.run import run_demo
+
+    return run_demo(settings, customers=args.customers, seed=args.seed, timeout=args.timeout)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="switchboard", description=__doc__.split("\n\n")[0])
+    p.add_argument("--log-level", default="INFO")
+    sub = p.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run the whole pipeline on the embedded broker and print a summary")
+    demo.add_argument("--customers", type=int, default=3000)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--timeout", type=float, default=300.0)
+    demo.set_defaults(func=_demo)
+    broker = sub.add_parser("broker", help="the project's local Kafka")
+    broker.add_argument("action", choices=["fetch", "start", "stop", "status", "wipe"])
+    broker.set_defaults(func=_broker)
+    topics = sub.add_parser("topics", help="topic catalog chores")
+    topics.add_argument("action", choices=["create"])
+    topics.set_defaults(func=_topics)
+    worker = sub.add_parser("worker", help="the Faust decision worker")
+    worker.add_argument("--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"])
+    worker.set_defaults(func=_worker)
+    gateway = sub.add_parser("gateway", help="a channel gateway")
+    gateway.add_argument("channel", choices=["sms"])
+    gateway.set_defaults(func=_gateway)
+    sandbox = sub.add_parser("sandbox", help="a local provider sandbox")
+    sandbox.add_argument("provider", choices=["twilio"])
+    sandbox.add_argument("--port", type=int, default=0)
+    sandbox.add_argument("--fail-rate", type=float, default=0.05)
+    sandbox.add_argument("--callback-delay", type=float, default=0.2)
+    sandbox.set_defaults(func=_sandbox)
+    produce = sub.add_parser("produce", help="JSON lines on stdin to a topic")
+    produce.add_argument("topic", choices=["storefront.events", "customers.profiles", "customers.consents"])
+    produce.set_defaults(func=_produce)
+    simulate = sub.add_parser("simulate", help="produce a realistic storefront")
+    simulate.add_argument("--customers", type=int, default=1000)
+    simulate.add_argument("--seed", type=int, default=42)
+    simulate.set_defaults(func=_simulate)
+    sms_info = sub.add_parser("sms-info", help="SMS encoding and segments of texts on stdin")
+    sms_info.add_argument("--json", action="store_true", help="print JSON")
+    sms_info.set_defaults(func=_sms_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    configure_logging(args.log_level)
+    settings = Settings()
+    return args.func(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Feeding the simulated storefront into Kafka through the producer library."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+
+from kafka import KafkaProducer
+
+from connectors.producer import EventProducer
+from connectors.simulator import Storefront, generate
+from schemas.catalog import CUSTOMER_CONSENTS, CUSTOMER_PROFILES, STOREFRONT_EVENTS, TopicNames
+from streams.settings import Settings
+from streams.topics import app_id, group_lag
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, int], None]  # (phase, records done so far)
+
+
+def _quiet(phase: str, done: int) -> None:
+    pass
+
+
+def wait_for_group(settings: Settings, group_id: str, topics: list[str], timeout: float,
+                   progress: Progress = _quiet) -> None:
+    deadline = time.monotonic() + timeout
+    while (lag := group_lag(settings, group_id, topics)) > 0:
+        progress("state", lag)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"worker group {group_id} still {lag} records behind on {topics}")
+        time.sleep(0.5)  # polling an external process's committed offsets
+    progress("state", 0)
+
+
+def feed_storefront(settings: Settings, customers: int, seed: int, progress: Progress = _quiet,
+                    state_timeout: float = 180.0) -> Storefront:
+    """Produces profiles and consents, waits until the worker has read them, then the orders."""
+    shop = generate(customers, seed, dt.datetime.now(dt.timezone.utc))
+    names = TopicNames(settings.kafka.topic_prefix)
+    with EventProducer(settings.kafka.bootstrap_servers, settings.kafka.topic_prefix) as producer:
+        for done, record in enumerate([*shop.profiles, *shop.consents], 1):
+            producer.send(record)
+            if done % 500 == 0:
+                progress("customers", done)
+        producer.flush()
+        progress("customers", len(shop.profiles) + len(shop.consents))
+        wait_for_group(settings, app_id(settings),
+                       [names(CUSTOMER_PROFILES), names(CUSTOMER_CONSENTS)], state_timeout, progress)
+        for done, event in enumerate(shop.events, 1):
+            producer.send(event)
+            if done % 500 == 0:
+                progress("events", done)
+        producer.flush()
+    raw = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers.split(","), acks="all")
+    try:
+        for key, value in shop.malformed:  # the fault a buggy retailer producer makes
+            raw.send(names(STOREFRONT_EVENTS), key=key, value=value)
+        raw.flush()
+    finally:
+        raw.close()
+    progress("events", len(shop.events) + len(shop.malformed))
+    return shop

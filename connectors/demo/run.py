@@ -1,0 +1,135 @@
+"""``switchboard demo``: broker, topics, worker, gateway and sandbox, a storefront, and a summary.
+
+Everything it starts it stops again, also on Ctrl-C. With ``SWITCHBOARD_KAFKA__BOOTSTRAP_SERVERS``
+set it uses that cluster and starts no broker. Each run uses topics of its own (a run prefix).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from connectors.demo.feed import feed_storefront
+from connectors.demo.processes import Supervisor
+from connectors.demo.watch import Tally, Watcher
+from streams.settings import Settings
+from streams.topics import create_topics
+
+ROOT = Path(__file__).resolve().parents[2]
+KAFKA_SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_demo(settings: Settings, customers: int, seed: int, timeout: float) -> int:
+    console = Console()
+    own_broker = "SWITCHBOARD_KAFKA__BOOTSTRAP_SERVERS" not in os.environ
+    run_id = dt.datetime.now().strftime("%Y%m%d%H%M%S")
+    settings.kafka.topic_prefix = f"{settings.kafka.topic_prefix}demo-{run_id}."
+    supervisor = Supervisor(ROOT / ".switchboard" / "logs" / f"demo-{run_id}")
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if own_broker:
+            port = settings.kafka.bootstrap_servers.rsplit(":", 1)[-1]
+            console.print(f"[bold]Starting the embedded Kafka broker[/] on 127.0.0.1:{port} …")
+            subprocess.run(["bash", str(KAFKA_SCRIPT), "start"], check=True,
+                           env={**os.environ, "SWITCHBOARD_KAFKA_PORT": port})
+        created = create_topics(settings)
+        console.print(f"Created {len(created)} topics with prefix [cyan]{settings.kafka.topic_prefix}[/]")
+        env = {"SWITCHBOARD_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
+               "SWITCHBOARD_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+               "SWITCHBOARD_WORKER__DATA_DIR": str(ROOT / ".switchboard" / f"worker-{run_id}")}
+        supervisor.start("sandbox", ["sandbox", "twilio"], env)
+        supervisor.start("gateway-sms", ["gateway", "sms"], env)
+        supervisor.start("worker", ["worker", "--loglevel", "warn"], env)
+        console.print(f"Started sandbox, SMS gateway and worker (logs in {supervisor.log_dir})")
+        tally, elapsed = _drive(console, settings, supervisor, customers, seed, timeout)
+        _summary(console, tally, elapsed, customers)
+        return 0
+    except KeyboardInterrupt:
+        console.print("[yellow]Interrupted: shutting everything down.[/]")
+        return 130
+    finally:
+        supervisor.stop_all()
+        if own_broker:
+            subprocess.run(["bash", str(KAFKA_SCRIPT), "stop"], check=False)
+        console.print("All processes stopped.")
+
+
+def _drive(console: Console, settings: Settings, supervisor: Supervisor, customers: int, seed: int,
+           timeout: float) -> tuple[Tally, float]:
+    columns = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        state = progress.add_task("customers + consents → Kafka", total=None)
+        loaded = progress.add_task("worker loading customer state", total=None)
+        events = progress.add_task("storefront events → Kafka", total=None)
+
+        def report(phase: str, done: int) -> None:
+            supervisor.check()
+            if phase == "customers":
+                progress.update(state, completed=done, total=max(done, progress.tasks[state].total or 0))
+            elif phase == "state":
+                progress.update(loaded, total=1, completed=0 if done else 1,
+                                description=f"worker loading ({done} behind)" if done else "worker loaded state")
+            else:
+                progress.update(events, completed=done, total=done)
+
+        started = time.monotonic()
+        shop = feed_storefront(settings, customers, seed, report)
+        expected = {m.message_id for m in _expected(shop)}
+        decided = progress.add_task("decisions (command/suppressed)", total=len(expected))
+        settled = progress.add_task("settled (receipts back)", total=len(expected))
+        watcher = Watcher(settings.kafka.bootstrap_servers, settings.kafka.topic_prefix)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                tally = watcher.poll()
+                progress.update(decided, completed=len(tally.decided & expected))
+                progress.update(settled, completed=len(tally.settled & expected))
+                if expected <= tally.settled and sum(tally.dead_letters.values()) >= len(shop.malformed):
+                    break
+                if time.monotonic() > deadline:
+                    console.print("[red]Timed out waiting for the pipeline; the summary shows what arrived.[/]")
+                    break
+                supervisor.check()
+            tally.events_in = watcher.events_in()  # type: ignore[attr-defined]
+        finally:
+            watcher.close()
+    return tally, time.monotonic() - started
+
+
+def _expected(shop):
+    from streams.triggers import intents_for
+
+    now = dt.datetime.now(dt.timezone.utc)
+    return [i for e in shop.shipped for i in intents_for(e, now, now)]
+
+
+def _summary(console: Console, tally: Tally, elapsed: float, customers: int) -> None:
+    table = Table(title=f"Switchboard demo — {customers} customers, {elapsed:.1f}s", show_lines=False)
+    table.add_column("what", style="bold")
+    table.add_column("detail")
+    table.add_column("count", justify="right")
+    table.add_row("storefront events in", "incl. malformed", str(getattr(tally, "events_in", "?")))
+    for channel, count in sorted(tally.commands.items()):
+        table.add_row("send commands", channel, str(count))
+    for reason, count in tally.suppressions.most_common():
+        table.add_row("suppressed", reason, str(count))
+    for status, count in tally.outcomes.most_common():
+        table.add_row("outcomes", status, str(count))
+    for topic, count in sorted(tally.dead_letters.items()):
+        table.add_row("dead letters", topic, str(count))
+    for q in (50, 99):
+        value = tally.percentile(q)
+        table.add_row("event → command latency", f"p{q}", "-" if value is None else f"{value:.0f} ms")
+    console.print(table)

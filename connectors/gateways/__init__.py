@@ -1,0 +1,1 @@
+"""Channel gateways: Kafka consumers that send commands through provider adapters."""

@@ -1,0 +1,25 @@
+"""aiokafka plumbing shared by the gateways: an idempotent producer and a Publisher over it."""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaProducer
+
+
+def make_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers.split(","),
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+    )
+
+
+class AiokafkaPublisher:
+    """Publishes and waits for the broker's acknowledgement."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+
+    async def publish(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        await self._producer.send_and_wait(topic, key=key, value=value)

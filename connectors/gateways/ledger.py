@@ -1,0 +1,92 @@
+"""The send ledger: at most one provider call per message id, across restarts and redeliveries.
+
+Entries live on a compacted topic keyed by message id and in memory. Before a provider call the
+gateway writes ``attempting`` and waits for the broker's ack; after it, ``accepted`` / ``rejected``
+/ ``ambiguous``. A call that never reached the provider (throttled, connection refused) deletes the
+entry (a tombstone), so a redelivery may try again. On start the whole topic is read back: an entry
+still ``attempting`` means the process died mid-call, and that message is never called again blindly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from schemas.codec import codec_for, encode
+from schemas.messages import LedgerState, SendLedgerEntry
+from schemas.types import Channel
+from streams.publish import Publisher
+
+logger = logging.getLogger(__name__)
+
+
+class SendLedger:
+    def __init__(self, publisher: Publisher, topic: str, channel: Channel, provider: str) -> None:
+        self._publisher = publisher
+        self._topic = topic
+        self._channel = channel
+        self._provider = provider
+        self._entries: dict[str, SendLedgerEntry] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, message_id: str) -> SendLedgerEntry | None:
+        return self._entries.get(message_id)
+
+    async def restore(self, bootstrap_servers: str) -> int:
+        """Reads the ledger topic from the beginning to its current end; returns the entry count."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers.split(","), enable_auto_commit=False,
+                                    group_id=None)
+        await consumer.start()
+        try:
+            await consumer.topics()  # refreshes the metadata partitions_for_topic reads
+            partitions = [TopicPartition(self._topic, p) for p in sorted(consumer.partitions_for_topic(self._topic)
+                                                                          or ())]
+            if not partitions:
+                return 0
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            pending = {tp for tp in partitions if ends[tp] > 0}
+            while pending:
+                batches = await consumer.getmany(*pending, timeout_ms=1000)
+                for tp, records in batches.items():
+                    for record in records:
+                        self._apply(record.key, record.value)
+                        if record.offset + 1 >= ends[tp]:
+                            pending.discard(tp)
+        finally:
+            await consumer.stop()
+        logger.info("send ledger restored: %d entries from %s", len(self._entries), self._topic)
+        return len(self._entries)
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        if value is None:
+            self._entries.pop(key.decode(), None)
+        else:
+            entry = codec_for(SendLedgerEntry).decode(value)
+            self._entries[entry.message_id] = entry
+
+    async def record(self, message_id: str, state: LedgerState, now: dt.datetime,
+                     provider_message_id: str | None = None) -> SendLedgerEntry:
+        previous = self._entries.get(message_id)
+        entry = SendLedgerEntry(
+            message_id=message_id, channel=self._channel, state=state, provider=self._provider,
+            provider_message_id=provider_message_id,
+            attempts=(previous.attempts + 1 if previous and state is LedgerState.ATTEMPTING else
+                      previous.attempts if previous else 1),
+            updated_at=now,
+        )
+        await self._publisher.publish(self._topic, message_id.encode(), encode(entry))
+        self._entries[message_id] = entry
+        return entry
+
+    async def forget(self, message_id: str) -> None:
+        """The call provably never reached the provider: a redelivery may try again."""
+        await self._publisher.publish(self._topic, message_id.encode(), None)
+        self._entries.pop(message_id, None)

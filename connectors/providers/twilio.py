@@ -1,0 +1,196 @@
+"""Twilio Programmable Messaging adapter (``POST /2010-04-01/Accounts/{sid}/Messages.json``).
+
+All httpx and Twilio failures are translated in one place, :func:`map_twilio_errors`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.utils import parsedate_to_datetime
+from datetime import datetime, timezone
+
+import httpx
+from pydantic import SecretStr
+
+from connectors.errors import (
+    ProviderAmbiguousError,
+    ProviderMisconfiguredError,
+    ProviderRejectedError,
+    ProviderTransientError,
+)
+from connectors.providers.base import ProviderReceipt, SmsRequest
+
+__all__ = ["TwilioSmsProvider", "map_twilio_errors"]
+
+logger = logging.getLogger(__name__)
+
+PROVIDER = "twilio"
+API_VERSION = "2010-04-01"
+RATE_LIMIT_CODE = "20429"
+_PHONE_LIKE = re.compile(r"\+?\d[\d\s().-]{4,}\d")
+
+
+@contextmanager
+def map_twilio_errors() -> Iterator[None]:
+    """Translate httpx exceptions and non-2xx Twilio responses into ``connectors.errors``.
+
+    Wrap both the request and ``response.raise_for_status()``.
+    """
+    try:
+        yield
+    except httpx.HTTPStatusError as exc:
+        raise _error_for_response(exc.response) from exc
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError) as exc:
+        raise ProviderTransientError(
+            f"twilio unreachable, request not sent: {type(exc).__name__}", provider=PROVIDER
+        ) from exc
+    except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL) as exc:
+        raise ProviderMisconfiguredError(
+            f"twilio request could not be built: {type(exc).__name__}", provider=PROVIDER
+        ) from exc
+    except (httpx.TransportError, httpx.DecodingError) as exc:
+        # ReadTimeout, ReadError, WriteError, RemoteProtocolError, ...: the request may have arrived.
+        raise ProviderAmbiguousError(
+            f"twilio outcome unknown, request may have been received: {type(exc).__name__}",
+            provider=PROVIDER,
+        ) from exc
+
+
+def _error_for_response(response: httpx.Response) -> Exception:
+    status = response.status_code
+    code, detail = _twilio_error_fields(response)
+    message = f"twilio HTTP {status}" + (f" code {code}" if code else "") + (f": {detail}" if detail else "")
+    if status == 429 or code == RATE_LIMIT_CODE:
+        return ProviderTransientError(
+            message, provider=PROVIDER, code=code, retry_after=_retry_after(response)
+        )
+    if status >= 500:
+        return ProviderTransientError(
+            message, provider=PROVIDER, code=code, retry_after=_retry_after(response)
+        )
+    if status in (401, 403) or status < 400:
+        return ProviderMisconfiguredError(message, provider=PROVIDER, code=code)
+    return ProviderRejectedError(message, provider=PROVIDER, code=code)
+
+
+def _twilio_error_fields(response: httpx.Response) -> tuple[str | None, str | None]:
+    """Twilio's ``code`` and a phone-number-free ``message`` from an error body."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return None, None
+    if not isinstance(payload, dict):
+        return None, None
+    code = payload.get("code")
+    detail = payload.get("message")
+    return (
+        str(code) if code is not None else None,
+        _scrub(str(detail)) if detail else None,
+    )
+
+
+def _scrub(text: str) -> str:
+    """Mask phone-number-like runs (Twilio echoes the 'To' number in error messages)."""
+
+    def mask(match: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", match.group())
+        return "+" + "*" * (len(digits) - 2) + digits[-2:]
+
+    return _PHONE_LIKE.sub(mask, text)[:200]
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+class TwilioSmsProvider:
+    """Sends SMS through Twilio's Messages API; raises only ``connectors.errors.ProviderError``."""
+
+    name = PROVIDER
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str | SecretStr,
+        from_number: str,
+        base_url: str = "https://api.twilio.com",
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        token = auth_token if isinstance(auth_token, SecretStr) else SecretStr(auth_token)
+        if not account_sid or not token.get_secret_value() or not from_number:
+            raise ProviderMisconfiguredError(
+                "twilio needs account_sid, auth_token and from_number", provider=PROVIDER
+            )
+        self._account_sid = account_sid
+        self._from_number = from_number
+        self._path = f"/{API_VERSION}/Accounts/{account_sid}/Messages.json"
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            auth=httpx.BasicAuth(account_sid, token.get_secret_value()),
+            timeout=timeout,
+            transport=transport,
+            headers={"Accept": "application/json"},
+        )
+
+    def __repr__(self) -> str:
+        return f"TwilioSmsProvider(account_sid={self._account_sid!r}, base_url={str(self._client.base_url)!r})"
+
+    async def send(self, request: SmsRequest) -> ProviderReceipt:
+        form = {"To": request.to, "From": request.sender or self._from_number, "Body": request.body}
+        if request.status_callback:
+            form["StatusCallback"] = request.status_callback
+        with map_twilio_errors():
+            response = await self._client.post(self._path, data=form)
+            response.raise_for_status()
+        receipt = self._parse_receipt(response, request.message_id)
+        logger.info(
+            "twilio accepted message_id=%s sid=%s status=%s segments=%s",
+            request.message_id, receipt.provider_message_id, receipt.status, receipt.segments,
+        )
+        return receipt
+
+    @staticmethod
+    def _parse_receipt(response: httpx.Response, message_id: str) -> ProviderReceipt:
+        # A 2xx means Twilio took the message: if we cannot read it, retrying could send twice.
+        try:
+            payload = response.json()
+            sid = payload["sid"]
+            status = payload.get("status") or "queued"
+            raw_segments = payload.get("num_segments")
+            segments = int(raw_segments) if raw_segments not in (None, "") else None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            logger.error("twilio 2xx with unreadable body message_id=%s http=%s", message_id, response.status_code)
+            raise ProviderAmbiguousError(
+                f"twilio HTTP {response.status_code} with unreadable body", provider=PROVIDER
+            ) from exc
+        if not isinstance(sid, str) or not sid:
+            raise ProviderAmbiguousError(
+                f"twilio HTTP {response.status_code} without a message sid", provider=PROVIDER
+            )
+        return ProviderReceipt(provider=PROVIDER, provider_message_id=sid, status=str(status), segments=segments)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> TwilioSmsProvider:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

@@ -1,0 +1,1 @@
+"""Inbound provider webhooks: signature verification and payload parsing (no I/O)."""

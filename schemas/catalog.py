@@ -1,0 +1,101 @@
+"""The topic catalog: every topic's name, key, value model, partitioning and cleanup policy.
+
+Topic creation, the Faust app, gateways, producers, tests and docs all read this one list.
+A deployment may prefix every name (``SWITCHBOARD_KAFKA__TOPIC_PREFIX``), which tests use to get
+topics of their own on a shared broker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.customers import ConsentChange, CustomerProfile
+from schemas.dead_letter import DeadLetter
+from schemas.errors import UnknownTopicError
+from schemas.events import StorefrontEvent
+from schemas.messages import InboundMessage, MessageIntent, MessageOutcome, SendCommand, SendLedgerEntry
+from schemas.types import Channel, Record
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    model: type[Record]
+    compacted: bool = False
+    retention_ms: int = 7 * DAY_MS  # -1: keep for ever
+    dead_letters: bool = True  # has a ``<name>.dlq`` companion
+
+    def config(self) -> dict[str, str]:
+        if not self.compacted:
+            policy = "delete"
+        else:  # compacted topics with a retention also forget keys older than it
+            policy = "compact" if self.retention_ms < 0 else "compact,delete"
+        return {"cleanup.policy": policy, "retention.ms": str(self.retention_ms)}
+
+
+STOREFRONT_EVENTS = "storefront.events"
+CUSTOMER_PROFILES = "customers.profiles"
+CUSTOMER_CONSENTS = "customers.consents"
+MESSAGE_INTENTS = "messages.intents"
+MESSAGE_OUTCOMES = "messages.outcomes"
+MESSAGE_INBOUND = "messages.inbound"
+
+
+def commands_topic(channel: Channel | str) -> str:
+    return f"messages.commands.{Channel(channel).value}"
+
+
+def ledger_topic(channel: Channel | str) -> str:
+    return f"gateways.{Channel(channel).value}.ledger"
+
+
+def dlq_topic(name: str) -> str:
+    return f"{name}.dlq"
+
+
+_BASE: tuple[TopicSpec, ...] = (
+    TopicSpec(STOREFRONT_EVENTS, "customer_id", StorefrontEvent),
+    TopicSpec(CUSTOMER_PROFILES, "customer_id", CustomerProfile, compacted=True, retention_ms=-1),
+    TopicSpec(CUSTOMER_CONSENTS, "customer_id", ConsentChange, retention_ms=-1),  # the audit log: never deleted
+    TopicSpec(MESSAGE_INTENTS, "customer_id", MessageIntent),
+    *(TopicSpec(commands_topic(c), "customer_id", SendCommand) for c in Channel),
+    TopicSpec(MESSAGE_OUTCOMES, "customer_id", MessageOutcome, retention_ms=30 * DAY_MS),
+    TopicSpec(MESSAGE_INBOUND, "customer_id", InboundMessage),
+    *(
+        TopicSpec(ledger_topic(c), "message_id", SendLedgerEntry, compacted=True, retention_ms=30 * DAY_MS,
+                  dead_letters=False)
+        for c in Channel
+    ),
+)
+
+CATALOG: tuple[TopicSpec, ...] = _BASE + tuple(
+    TopicSpec(dlq_topic(t.name), t.key, DeadLetter, retention_ms=30 * DAY_MS, dead_letters=False)
+    for t in _BASE
+    if t.dead_letters
+)
+
+_BY_NAME = {t.name: t for t in CATALOG}
+
+
+def spec(name: str) -> TopicSpec:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise UnknownTopicError(name) from None
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """Resolves catalog names to the names used on a cluster (with the deployment's prefix)."""
+
+    prefix: str = ""
+
+    def __call__(self, name: str) -> str:
+        spec(name)
+        return f"{self.prefix}{name}"
+
+    def all(self) -> list[str]:
+        return [self(t.name) for t in CATALOG]

@@ -1,0 +1,128 @@
+"""Avro codec: pydantic model <-> bytes, with fastavro on the hot path.
+
+Default framing is Avro *single-object encoding* (Avro spec, "Single object encoding"):
+``C3 01`` + the 8-byte little-endian CRC-64-AVRO fingerprint of the schema's Parsing Canonical Form
++ the binary record. A consumer holding only the ``.avsc`` files can therefore decode every topic.
+
+:class:`ConfluentFraming` (``00`` + 4-byte big-endian schema id) is the other framing, for clusters
+with a schema registry: whoever registers the schema passes its id in. There is no registry client
+here yet.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+from pathlib import Path
+from typing import Generic, Protocol, TypeVar
+
+import fastavro
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+from pydantic import ValidationError
+
+from schemas.customers import ConsentChange, CustomerProfile
+from schemas.dead_letter import DeadLetter
+from schemas.errors import DecodeError, EncodeError
+from schemas.events import StorefrontEvent
+from schemas.messages import InboundMessage, MessageIntent, MessageOutcome, SendCommand, SendLedgerEntry
+from schemas.types import Record
+
+AVRO_DIR = Path(__file__).parent / "avro"
+
+SCHEMA_FILES: dict[type[Record], str] = {
+    StorefrontEvent: "storefront_event.avsc",
+    CustomerProfile: "customer_profile.avsc",
+    ConsentChange: "consent_change.avsc",
+    MessageIntent: "message_intent.avsc",
+    SendCommand: "send_command.avsc",
+    MessageOutcome: "message_outcome.avsc",
+    InboundMessage: "inbound_message.avsc",
+    DeadLetter: "dead_letter.avsc",
+    SendLedgerEntry: "send_ledger_entry.avsc",
+}
+
+M = TypeVar("M", bound=Record)
+
+
+class Framing(Protocol):
+    def frame(self, body: bytes) -> bytes: ...
+
+    def unframe(self, data: bytes) -> bytes: ...
+
+
+class SingleObjectFraming:
+    MAGIC = b"\xc3\x01"
+
+    def __init__(self, canonical_form: str) -> None:
+        self.header = self.MAGIC + bytes.fromhex(fingerprint(canonical_form, "CRC-64-AVRO"))
+
+    def frame(self, body: bytes) -> bytes:
+        return self.header + body
+
+    def unframe(self, data: bytes) -> bytes:
+        if not data.startswith(self.MAGIC):
+            raise DecodeError("not Avro single-object encoded (bad magic)")
+        if data[: len(self.header)] != self.header:
+            raise DecodeError("written with an unknown schema (fingerprint mismatch)")
+        return data[len(self.header) :]
+
+
+class ConfluentFraming:
+    def __init__(self, schema_id: int) -> None:
+        self.header = b"\x00" + schema_id.to_bytes(4, "big")
+
+    def frame(self, body: bytes) -> bytes:
+        return self.header + body
+
+    def unframe(self, data: bytes) -> bytes:
+        if data[:5] != self.header:
+            raise DecodeError("not Confluent-framed with the expected schema id")
+        return data[5:]
+
+
+class AvroCodec(Generic[M]):
+    """Encodes and decodes one model with its ``.avsc`` schema."""
+
+    def __init__(self, model: type[M], framing: Framing | None = None) -> None:
+        self.model = model
+        self.schema_json = json.loads((AVRO_DIR / SCHEMA_FILES[model]).read_text())
+        self.schema = fastavro.parse_schema(self.schema_json)
+        self.canonical_form = to_parsing_canonical_form(self.schema)
+        self.framing: Framing = framing or SingleObjectFraming(self.canonical_form)
+
+    def encode(self, record: M) -> bytes:
+        buf = io.BytesIO()
+        try:
+            fastavro.schemaless_writer(buf, self.schema, record.model_dump())
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise EncodeError(f"{self.model.__name__}: {exc}") from exc
+        return self.framing.frame(buf.getvalue())
+
+    def decode(self, data: bytes | None) -> M:
+        if not data:
+            raise DecodeError(f"{self.model.__name__}: empty value")
+        body = self.framing.unframe(data)
+        try:
+            raw = fastavro.schemaless_reader(io.BytesIO(body), self.schema, self.schema)
+        except (EOFError, ValueError, TypeError, IndexError, UnicodeDecodeError, OverflowError) as exc:
+            raise DecodeError(f"{self.model.__name__}: corrupt Avro body ({type(exc).__name__})") from exc
+        try:
+            return self.model.model_validate(raw)
+        except ValidationError as exc:
+            raise DecodeError(f"{self.model.__name__}: {_summarise(exc)}") from exc
+
+
+def _summarise(exc: ValidationError) -> str:
+    """Field paths and messages only: a validation error's input may be personal data."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors())
+
+
+@functools.cache
+def codec_for(model: type[M]) -> AvroCodec[M]:
+    """The process-wide single-object codec of a model."""
+    return AvroCodec(model)
+
+
+def encode(record: Record) -> bytes:
+    return codec_for(type(record)).encode(record)

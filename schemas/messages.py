@@ -1,0 +1,136 @@
+"""Messages on their way: intents, send commands, outcomes, inbound replies."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from schemas.types import Channel, Purpose, Record, Timestamp
+
+
+class MessageIntent(Record):
+    message_id: str = Field(min_length=1)
+    customer_id: str = Field(min_length=1)
+    store_id: str
+    template: str
+    purpose: Purpose
+    channels: list[Channel]
+    variables: dict[str, str] = {}
+    trigger_event_id: str
+    trigger_received_at: Timestamp
+    created_at: Timestamp
+    expires_at: Timestamp | None = None
+
+
+class SmsSegments(Record):
+    encoding: str
+    segments: int = Field(ge=1)
+    units: int = Field(ge=0)
+    cost_micros: int = Field(ge=0)
+    currency: str
+
+
+class SendCommand(Record):
+    message_id: str
+    customer_id: str
+    store_id: str
+    channel: Channel
+    to: str
+    template: str
+    locale: str
+    body: str
+    subject: str | None = None
+    purpose: Purpose
+    fallback_channels: list[Channel] = []
+    sms: SmsSegments | None = None
+    trigger_event_id: str
+    trigger_received_at: Timestamp
+    created_at: Timestamp
+    expires_at: Timestamp | None = None
+
+
+class OutcomeStatus(StrEnum):
+    SUPPRESSED = "suppressed"
+    SCHEDULED = "scheduled"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    AMBIGUOUS = "ambiguous"
+    CLICKED = "clicked"
+    CONVERTED = "converted"
+    OTHER = "other"
+
+
+class OutcomeReason(StrEnum):
+    NO_CONSENT = "no_consent"
+    OPTED_OUT = "opted_out"
+    PENDING_CONFIRMATION = "pending_confirmation"
+    NO_CONTACT_POINT = "no_contact_point"
+    NO_CHANNEL = "no_channel"
+    FREQUENCY_CAP = "frequency_cap"
+    QUIET_HOURS_EXPIRED = "quiet_hours_expired"
+    EXPIRED = "expired"
+    DUPLICATE = "duplicate"
+    UNKNOWN_TEMPLATE = "unknown_template"
+    RENDER_FAILED = "render_failed"
+    PROVIDER_REJECTED = "provider_rejected"
+    PROVIDER_FAILED = "provider_failed"
+    UNDELIVERED = "undelivered"
+    AMBIGUOUS_PROVIDER_CALL = "ambiguous_provider_call"
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    OTHER = "other"
+
+
+class MessageOutcome(Record):
+    outcome_id: str
+    message_id: str
+    customer_id: str
+    store_id: str
+    channel: Channel | None = None
+    status: OutcomeStatus
+    reason: OutcomeReason | None = None
+    detail: str | None = None
+    template: str | None = None
+    purpose: Purpose | None = None
+    provider: str | None = None
+    provider_message_id: str | None = None
+    error_code: str | None = None
+    segments: int | None = None
+    cost_micros: int | None = None
+    currency: str | None = None
+    scheduled_for: Timestamp | None = None
+    trigger_event_id: str | None = None
+    occurred_at: Timestamp
+
+
+class InboundMessage(Record):
+    inbound_id: str
+    customer_id: str
+    store_id: str
+    channel: Channel
+    provider: str
+    provider_message_id: str
+    text: str | None = None
+    button_payload: str | None = None
+    in_reply_to: str | None = None
+    received_at: Timestamp
+
+
+class LedgerState(StrEnum):
+    ATTEMPTING = "attempting"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    AMBIGUOUS = "ambiguous"
+
+
+class SendLedgerEntry(Record):
+    message_id: str
+    channel: Channel
+    state: LedgerState
+    provider: str
+    provider_message_id: str | None = None
+    attempts: int = 1
+    updated_at: Timestamp

@@ -1,0 +1,177 @@
+"""The Faust app: catalog topics, the per-customer tables, and four thin agents.
+
+    storefront.events   --trigger_intents-->  messages.intents
+    customers.profiles  --ingest_profiles-->  table profiles  (raw Avro bytes by customer_id)
+    customers.consents  --ingest_consents-->  table consents  (folded consent state by customer_id)
+    messages.intents    --route_intents---->  messages.commands.<channel> | messages.outcomes (suppressed)
+
+Every agent has ``concurrency=1`` (faust #606) and catches per message: a failure goes to
+``<topic>.dlq`` with its reason (faust acknowledges and skips a message whose agent raised).
+All customer-keyed topics and both tables share one partition count, so the join is local.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.types import Message
+
+from schemas.catalog import (
+    CUSTOMER_CONSENTS,
+    CUSTOMER_PROFILES,
+    MESSAGE_INTENTS,
+    STOREFRONT_EVENTS,
+    TopicNames,
+    commands_topic,
+)
+from schemas.codec import codec_for, encode
+from schemas.customers import ConsentChange, CustomerProfile
+from schemas.events import StorefrontEvent
+from schemas.messages import MessageIntent
+from streams import consent, policy, publish, triggers
+from streams.clock import Clock, WallClock
+from streams.errors import KeyMismatchError, StateError
+from streams.metrics import Metrics, default_metrics
+from streams.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Message], Awaitable[None]]
+
+
+class FaustPublisher:
+    """Publishes raw bytes through the app's producer (flushed before every offset commit)."""
+
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
+        self._topics: dict[str, faust.TopicT] = {}
+
+    async def publish(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        channel = self._topics.get(topic)
+        if channel is None:
+            channel = self._topics[topic] = self._app.topic(topic, key_serializer="raw", value_serializer="raw")
+        await channel.send(key=key, value=value)
+
+
+def _broker_url(bootstrap_servers: str) -> str:
+    return ";".join(f"kafka://{server.strip()}" for server in bootstrap_servers.split(","))
+
+
+def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics | None = None) -> faust.App:
+    clock = clock or WallClock()
+    metrics = metrics or default_metrics()
+    names = TopicNames(settings.kafka.topic_prefix)
+    partitions = settings.kafka.partitions
+    app = faust.App(
+        f"{settings.kafka.topic_prefix}{settings.worker.app_id}",
+        broker=_broker_url(settings.kafka.bootstrap_servers),
+        store=settings.worker.store,
+        datadir=str(settings.worker.data_dir),
+        topic_partitions=partitions,
+        topic_replication_factor=settings.kafka.replication_factor,
+        key_serializer="raw",
+        value_serializer="raw",
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=settings.worker.web_port > 0,
+        web_host="127.0.0.1",
+        web_port=max(settings.worker.web_port, 1),
+        web_in_thread=False,
+    )
+    setup_prometheus_sensors(app, pattern="/metrics", registry=metrics.registry)
+
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(names(name), key_serializer="raw", value_serializer="raw", partitions=partitions)
+
+    events_topic, profiles_topic = topic(STOREFRONT_EVENTS), topic(CUSTOMER_PROFILES)
+    consents_topic, intents_topic = topic(CUSTOMER_CONSENTS), topic(MESSAGE_INTENTS)
+    profiles = app.Table("profiles", partitions=partitions,
+                         schema=faust.Schema(key_serializer="raw", value_serializer="raw"))
+    consents = app.Table("consents", partitions=partitions,
+                         schema=faust.Schema(key_serializer="raw", value_serializer="json"))
+
+    publisher = FaustPublisher(app)
+    outcomes = publish.OutcomeWriter(publisher, names, metrics)
+    dead_letters = publish.DeadLetterWriter(publisher, metrics)
+    policy_config = policy.PolicyConfig(default_country=settings.worker.default_country)
+
+    async def guarded(stream: faust.StreamT, stage: str, handle: Handler) -> None:
+        """The loop every agent runs: one message at a time, failures dead-lettered, never raised."""
+        async for event in stream.events():
+            message = event.message
+            try:
+                await handle(message)
+            except Exception as exc:  # noqa: BLE001 - an agent that raises skips the message (faust #315)
+                logger.debug("stage %s failed", stage, exc_info=True)
+                await dead_letters.write(
+                    topic=message.topic, partition=message.partition, offset=message.offset,
+                    key=message.key, value=message.value, stage=stage, exc=exc, now=clock.now(),
+                )
+
+    def received_at(message: Message) -> dt.datetime:
+        return dt.datetime.fromtimestamp(message.timestamp, dt.timezone.utc)
+
+    async def on_event(message: Message) -> None:
+        event = codec_for(StorefrontEvent).decode(message.value)
+        metrics.events_in.labels(event.event_type).inc()
+        for intent in triggers.intents_for(event, received_at(message), clock.now()):
+            await publisher.publish(names(MESSAGE_INTENTS), intent.customer_id.encode(), encode(intent))
+            metrics.intents.labels(intent.purpose).inc()
+
+    async def on_profile(message: Message) -> None:
+        profile = codec_for(CustomerProfile).decode(message.value)
+        _check_key(message, profile.customer_id)
+        profiles[message.key] = message.value
+        metrics.state_updates.labels("profile").inc()
+
+    async def on_consent(message: Message) -> None:
+        change = codec_for(ConsentChange).decode(message.value)
+        _check_key(message, change.customer_id)
+        consents[message.key] = consent.fold(consents.get(message.key), change)
+        metrics.state_updates.labels("consent").inc()
+
+    async def on_intent(message: Message) -> None:
+        intent = codec_for(MessageIntent).decode(message.value)
+        _check_key(message, intent.customer_id)
+        raw_profile = profiles.get(message.key)
+        try:
+            profile = codec_for(CustomerProfile).decode(raw_profile) if raw_profile else None
+        except Exception as exc:
+            raise StateError(f"profile table value unreadable: {exc}") from exc
+        now = clock.now()
+        decision = policy.decide(intent, profile, consents.get(message.key), now, policy_config)
+        match decision:
+            case policy.Send(command=command):
+                await publisher.publish(names(commands_topic(command.channel)), message.key, encode(command))
+                metrics.commands.labels(command.channel).inc()
+                metrics.event_to_command.labels(command.channel).observe(
+                    max((clock.now() - command.trigger_received_at).total_seconds(), 0.0))
+            case policy.Suppress(reason=reason, detail=detail):
+                await outcomes.write(publish.suppressed(intent, reason, detail, now))
+
+    @app.agent(events_topic, name="trigger_intents", concurrency=1)
+    async def trigger_intents(stream: faust.StreamT) -> None:
+        await guarded(stream, "trigger_intents", on_event)
+
+    @app.agent(profiles_topic, name="ingest_profiles", concurrency=1)
+    async def ingest_profiles(stream: faust.StreamT) -> None:
+        await guarded(stream, "ingest_profiles", on_profile)
+
+    @app.agent(consents_topic, name="ingest_consents", concurrency=1)
+    async def ingest_consents(stream: faust.StreamT) -> None:
+        await guarded(stream, "ingest_consents", on_consent)
+
+    @app.agent(intents_topic, name="route_intents", concurrency=1)
+    async def route_intents(stream: faust.StreamT) -> None:
+        await guarded(stream, "route_intents", on_intent)
+
+    return app
+
+
+def _check_key(message: Message, customer_id: str) -> None:
+    if message.key != customer_id.encode():
+        raise KeyMismatchError("record key is not its customer_id (topic must be keyed by customer_id)")

@@ -1,0 +1,35 @@
+"""Folding the consent ledger into per-customer state, and reading it.
+
+The state is a plain dict (it lives in a Faust table): ``"<channel>:<purpose>" -> {state, at, change_id,
+source}``. A change applies only if it is not older than what is recorded, so a late-arriving old
+opt-in can never undo a newer opt-out.
+"""
+
+from __future__ import annotations
+
+from schemas.customers import ConsentChange, ConsentState
+from schemas.types import Channel, Purpose
+
+ConsentMap = dict[str, dict]
+
+
+def _slot(channel: Channel | str, purpose: Purpose | str) -> str:
+    return f"{Channel(channel).value}:{Purpose(purpose).value}"
+
+
+def fold(state: ConsentMap | None, change: ConsentChange) -> ConsentMap:
+    """The state after ``change``; the input is not modified."""
+    current = dict(state or {})
+    slot = _slot(change.channel, change.purpose)
+    at = int(change.occurred_at.timestamp() * 1000)
+    recorded = current.get(slot)
+    if recorded is not None and recorded["at"] > at:
+        return current
+    current[slot] = {"state": ConsentState(change.state).value, "at": at, "change_id": change.change_id,
+                     "source": str(change.source)}
+    return current
+
+
+def state_of(consents: ConsentMap | None, channel: Channel | str, purpose: Purpose | str) -> ConsentState:
+    entry = (consents or {}).get(_slot(channel, purpose))
+    return ConsentState(entry["state"]) if entry else ConsentState.UNKNOWN

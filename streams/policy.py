@@ -1,0 +1,145 @@
+"""The one policy function: (intent, customer state, now) -> a send command or a suppression.
+
+Pure: no Faust, no I/O, no clock of its own. Channel choice is the template's channels, ordered by
+the customer's preference, kept only where consent for the purpose and a contact point exist; the
+first is used and the rest ride along as the fallback chain.
+
+Consent: marketing needs an explicit opt-in on that channel; transactional needs only that the
+customer has not opted out of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from schemas.customers import ConsentState, CustomerProfile
+from schemas.messages import MessageIntent, OutcomeReason, SendCommand, SmsSegments
+from schemas.types import Channel, Purpose
+from streams import sms
+from streams.consent import ConsentMap, state_of
+from streams.errors import TemplateError, UnknownTemplateError
+from streams.templates import render
+
+
+@dataclass(frozen=True)
+class Send:
+    command: SendCommand
+
+
+@dataclass(frozen=True)
+class Suppress:
+    reason: OutcomeReason
+    detail: str
+
+
+Decision = Send | Suppress
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    default_country: str = "US"
+    sms_prices: Mapping[str, tuple[int, str]] | None = None
+
+
+def contact_point(profile: CustomerProfile, channel: Channel) -> str | None:
+    match Channel(channel):
+        case Channel.SMS:
+            return profile.phone
+        case Channel.WHATSAPP:
+            return profile.whatsapp or profile.phone
+        case Channel.EMAIL:
+            return profile.email
+
+
+def _consent_blocks(state: ConsentState, purpose: Purpose) -> OutcomeReason | None:
+    if state is ConsentState.OPTED_OUT:
+        return OutcomeReason.OPTED_OUT
+    if purpose == Purpose.MARKETING and state is not ConsentState.OPTED_IN:
+        return OutcomeReason.PENDING_CONFIRMATION if state is ConsentState.PENDING else OutcomeReason.NO_CONSENT
+    return None
+
+
+def candidate_channels(intent: MessageIntent, profile: CustomerProfile) -> list[Channel]:
+    """The template's channels, ordered by the customer's preference (unlisted ones after, in template order)."""
+    allowed = [Channel(c) for c in intent.channels]
+    preferred = [Channel(c) for c in profile.channel_preferences if Channel(c) in allowed]
+    return preferred + [c for c in allowed if c not in preferred]
+
+
+# When no channel is left, the most telling reason wins.
+_REASON_RANK = [OutcomeReason.OPTED_OUT, OutcomeReason.PENDING_CONFIRMATION, OutcomeReason.NO_CONSENT,
+                OutcomeReason.NO_CONTACT_POINT]
+
+
+def eligible_channels(
+    intent: MessageIntent, profile: CustomerProfile, consents: ConsentMap | None
+) -> tuple[list[Channel], list[OutcomeReason]]:
+    eligible, blocked = [], []
+    for channel in candidate_channels(intent, profile):
+        reason = _consent_blocks(state_of(consents, channel, intent.purpose), Purpose(intent.purpose))
+        if reason is None and contact_point(profile, channel) is None:
+            reason = OutcomeReason.NO_CONTACT_POINT
+        if reason is None:
+            eligible.append(channel)
+        else:
+            blocked.append(reason)
+    return eligible, blocked
+
+
+def decide(
+    intent: MessageIntent,
+    profile: CustomerProfile | None,
+    consents: ConsentMap | None,
+    now: dt.datetime,
+    config: PolicyConfig = PolicyConfig(),
+) -> Decision:
+    if intent.expires_at is not None and intent.expires_at <= now:
+        return Suppress(OutcomeReason.EXPIRED, "the offer expired before it could be sent")
+    if profile is None:
+        return Suppress(OutcomeReason.NO_CONTACT_POINT, "no profile known for this customer")
+    eligible, blocked = eligible_channels(intent, profile, consents)
+    if not eligible:
+        reason = min(blocked, key=_REASON_RANK.index) if blocked else OutcomeReason.NO_CHANNEL
+        tried = ",".join(c.value for c in candidate_channels(intent, profile)) or "none"
+        return Suppress(reason, f"no channel left of {tried}")
+    channel = eligible[0]
+    variables = {"first_name": profile.first_name or "", **intent.variables}
+    try:
+        rendered = render(intent.template, profile.locale, channel, variables)
+    except UnknownTemplateError as exc:
+        return Suppress(OutcomeReason.UNKNOWN_TEMPLATE, str(exc))
+    except TemplateError as exc:
+        return Suppress(OutcomeReason.RENDER_FAILED, str(exc))
+    to = contact_point(profile, channel)
+    assert to is not None  # eligible_channels checked it
+    return Send(
+        SendCommand(
+            message_id=intent.message_id,
+            customer_id=intent.customer_id,
+            store_id=intent.store_id,
+            channel=channel,
+            to=to,
+            template=intent.template,
+            locale=rendered.locale,
+            body=rendered.body,
+            subject=rendered.subject,
+            purpose=intent.purpose,
+            fallback_channels=eligible[1:],
+            sms=_sms_info(rendered.body, to, config) if channel == Channel.SMS else None,
+            trigger_event_id=intent.trigger_event_id,
+            trigger_received_at=intent.trigger_received_at,
+            created_at=now,
+            expires_at=intent.expires_at,
+        )
+    )
+
+
+def _sms_info(body: str, to: str, config: PolicyConfig) -> SmsSegments:
+    info = sms.segment(body)
+    country = sms.country_of(to) or config.default_country
+    prices = config.sms_prices if config.sms_prices is not None else sms.DEFAULT_PRICES
+    cost, currency = sms.estimate_cost(info, country, prices)
+    return SmsSegments(encoding=info.encoding, segments=info.segments, units=info.units, cost_micros=cost,
+                       currency=currency)

@@ -1,0 +1,165 @@
+"""The one outcome writer and the one dead-letter helper. Every stage reports through them.
+
+Both write through a :class:`Publisher`, so Faust agents (``FaustPublisher``) and the gateways
+(an aiokafka producer) share the same code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Protocol
+
+from schemas.catalog import MESSAGE_OUTCOMES, TopicNames
+from schemas.codec import encode
+from schemas.dead_letter import DeadLetter
+from schemas.errors import SchemaError
+from schemas.types import Channel
+from schemas.messages import MessageIntent, MessageOutcome, OutcomeReason, OutcomeStatus, SendCommand
+from streams.errors import SwitchboardError
+from streams.ids import outcome_id
+from streams.logs import coordinates
+from streams.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    async def publish(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        """Waits until the record is handed to the producer; ``value=None`` is a tombstone."""
+
+
+def suppressed(intent: MessageIntent, reason: OutcomeReason, detail: str, now: dt.datetime) -> MessageOutcome:
+    return MessageOutcome(
+        outcome_id=outcome_id(intent.message_id, OutcomeStatus.SUPPRESSED),
+        message_id=intent.message_id,
+        customer_id=intent.customer_id,
+        store_id=intent.store_id,
+        status=OutcomeStatus.SUPPRESSED,
+        reason=reason,
+        detail=detail,
+        template=intent.template,
+        purpose=intent.purpose,
+        trigger_event_id=intent.trigger_event_id,
+        occurred_at=now,
+    )
+
+
+def for_command(
+    command: SendCommand,
+    status: OutcomeStatus,
+    now: dt.datetime,
+    *,
+    reason: OutcomeReason | None = None,
+    detail: str | None = None,
+    provider: str | None = None,
+    provider_message_id: str | None = None,
+    error_code: str | None = None,
+) -> MessageOutcome:
+    sms = command.sms
+    return MessageOutcome(
+        outcome_id=outcome_id(command.message_id, status),
+        message_id=command.message_id,
+        customer_id=command.customer_id,
+        store_id=command.store_id,
+        channel=command.channel,
+        status=status,
+        reason=reason,
+        detail=detail,
+        template=command.template,
+        purpose=command.purpose,
+        provider=provider,
+        provider_message_id=provider_message_id,
+        error_code=error_code,
+        segments=sms.segments if sms else None,
+        cost_micros=sms.cost_micros if sms else None,
+        currency=sms.currency if sms else None,
+        trigger_event_id=command.trigger_event_id,
+        occurred_at=now,
+    )
+
+
+_RECEIPT_REASONS = {OutcomeStatus.UNDELIVERED: OutcomeReason.UNDELIVERED,
+                    OutcomeStatus.FAILED: OutcomeReason.PROVIDER_FAILED}
+
+
+def for_receipt(
+    *,
+    message_id: str,
+    customer_id: str,
+    store_id: str,
+    channel: Channel,
+    status: OutcomeStatus,
+    provider: str,
+    provider_message_id: str,
+    error_code: str | None,
+    now: dt.datetime,
+) -> MessageOutcome:
+    """An outcome reported by a provider's delivery receipt."""
+    return MessageOutcome(
+        outcome_id=outcome_id(message_id, status),
+        message_id=message_id,
+        customer_id=customer_id,
+        store_id=store_id,
+        channel=channel,
+        status=status,
+        reason=_RECEIPT_REASONS.get(OutcomeStatus(status)),
+        provider=provider,
+        provider_message_id=provider_message_id,
+        error_code=error_code,
+        occurred_at=now,
+    )
+
+
+class OutcomeWriter:
+    def __init__(self, publisher: Publisher, names: TopicNames, metrics: Metrics) -> None:
+        self._publisher = publisher
+        self._topic = names(MESSAGE_OUTCOMES)
+        self._metrics = metrics
+
+    async def write(self, outcome: MessageOutcome) -> None:
+        await self._publisher.publish(self._topic, outcome.customer_id.encode(), encode(outcome))
+        self._metrics.outcomes.labels(outcome.channel or "none", outcome.status).inc()
+        if outcome.status == OutcomeStatus.SUPPRESSED:
+            self._metrics.suppressions.labels(outcome.reason or "other").inc()
+
+
+def describe_error(exc: BaseException) -> str:
+    """Our own errors are written to carry no personal data; anything else is named by its type only."""
+    if isinstance(exc, (SchemaError, SwitchboardError)):
+        return str(exc)[:1000]
+    return f"{type(exc).__name__} (unexpected; message withheld, see the worker's log for the traceback)"
+
+
+class DeadLetterWriter:
+    def __init__(self, publisher: Publisher, metrics: Metrics) -> None:
+        self._publisher = publisher
+        self._metrics = metrics
+
+    async def write(
+        self,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        stage: str,
+        exc: BaseException,
+        now: dt.datetime,
+    ) -> None:
+        where = coordinates(topic, partition, offset)
+        logger.warning("dead-lettering %s at stage %s: %s", where, stage, type(exc).__name__)
+        letter = DeadLetter(
+            source_topic=topic,
+            source_partition=partition,
+            source_offset=offset,
+            key=key,
+            value=value,
+            stage=stage,
+            error_type=type(exc).__name__,
+            error_message=describe_error(exc),
+            failed_at=now,
+        )
+        await self._publisher.publish(f"{topic}.dlq", key, encode(letter))
+        self._metrics.dead_letters.labels(stage).inc()

@@ -1,0 +1,58 @@
+"""The one settings class: ``SWITCHBOARD_<SECTION>__<KEY>`` environment variables.
+
+With no provider credentials configured, every gateway talks to the local sandboxes.
+Only :meth:`Settings.redacted` is ever logged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = Field("", description="Prefix of every topic name (tests, multi-tenant clusters).")
+    partitions: int = Field(6, ge=1, description="Shared by every customer-keyed topic, so joins stay local.")
+    replication_factor: int = Field(1, ge=1)
+
+
+class WorkerSettings(BaseModel):
+    app_id: str = "switchboard"
+    web_port: int = Field(6066, description="Faust web server: /metrics, /health.")
+    data_dir: Path = Path(".switchboard/worker")
+    store: str = Field("memory://", description="Table store: memory:// or rocksdb://")
+    default_country: str = Field("US", description="Region for pricing when a number has none.")
+
+
+class SmsGatewaySettings(BaseModel):
+    provider: str = "twilio"
+    account_sid: str = "ACsandbox00000000000000000000000000"
+    auth_token: SecretStr = SecretStr("sandbox-auth-token")
+    api_base_url: str = Field("http://127.0.0.1:8099", description="Twilio API base; the sandbox by default.")
+    from_number: str = "+15005550006"
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = Field(8098, description="Status callbacks and /metrics.")
+    public_base_url: str = Field("http://127.0.0.1:8098", description="How the provider reaches our webhooks.")
+    max_attempts: int = Field(5, ge=1)
+    group_id: str = "switchboard-gateway-sms"
+
+
+class SandboxSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8099
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", env_nested_delimiter="__", extra="ignore")
+
+    kafka: KafkaSettings = KafkaSettings()
+    worker: WorkerSettings = WorkerSettings()
+    sms: SmsGatewaySettings = SmsGatewaySettings()
+    sandbox: SandboxSettings = SandboxSettings()
+
+    def redacted(self) -> dict:
+        """The settings with every secret masked: the only form that may be logged."""
+        return self.model_dump(mode="json")  # SecretStr dumps as '**********'

@@ -1,0 +1,132 @@
+"""Message templates: per-locale texts rendered in a sandboxed Jinja2 environment.
+
+Every template is compiled when this module loads, so a broken template fails at start-up, not at
+2 a.m. Texts follow the seed articles (Hebrew, Polish, Dutch, Belarusian) and English.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jinja2 import StrictUndefined, TemplateSyntaxError
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from schemas.types import Channel
+from streams.errors import TemplateError, UnknownTemplateError
+
+_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+_HI = {
+    "en": "Hi{% if first_name %} {{ first_name }}{% endif %}",
+    "he": "שלום{% if first_name %} {{ first_name }}{% endif %}",
+    "nl": "Hallo{% if first_name %} {{ first_name }}{% endif %}",
+    "pl": "Cześć{% if first_name %} {{ first_name }}{% endif %}",
+    "be": "Прывітанне{% if first_name %}, {{ first_name }}{% endif %}",
+}
+
+# template -> locale -> channel -> (subject or None, body)
+_SOURCES: dict[str, dict[str, dict[Channel, tuple[str | None, str]]]] = {
+    "shipping_update": {
+        "en": {
+            Channel.SMS: (None, _HI["en"] + ", your order #{{ order_id }} is on its way"
+                          "{% if carrier %} with {{ carrier }}{% endif %}. Track it: {{ tracking_url }}"),
+            Channel.WHATSAPP: (None, _HI["en"] + "! Your order #{{ order_id }} has shipped"
+                               "{% if carrier %} with {{ carrier }}{% endif %}. Track your parcel: {{ tracking_url }}"),
+            Channel.EMAIL: ("Your order #{{ order_id }} is on its way",
+                            _HI["en"] + ",\n\nGood news: order #{{ order_id }} has shipped"
+                            "{% if carrier %} with {{ carrier }}{% endif %}.\nTrack it here: {{ tracking_url }}\n"),
+        },
+        "he": {
+            Channel.SMS: (None, _HI["he"] + ", ההזמנה #{{ order_id }} נשלחה! עקוב אחר החבילה: {{ tracking_url }}"),
+            Channel.WHATSAPP: (None, _HI["he"] + "! ההזמנה שלך #{{ order_id }} בדרך אליך. עקוב אחר החבילה: {{ tracking_url }}"),
+            Channel.EMAIL: ("ההזמנה #{{ order_id }} בדרך אליך",
+                            _HI["he"] + ",\n\nההזמנה #{{ order_id }} נשלחה.\nעקוב אחר החבילה: {{ tracking_url }}\n"),
+        },
+        "nl": {
+            Channel.SMS: (None, _HI["nl"] + ", je bestelling #{{ order_id }} is onderweg! Volg je pakket: {{ tracking_url }}"),
+            Channel.WHATSAPP: (None, _HI["nl"] + ", bedankt voor je bestelling #{{ order_id }}! Hij is verzonden. "
+                               "Volg je pakket: {{ tracking_url }}"),
+            Channel.EMAIL: ("Je bestelling #{{ order_id }} is onderweg",
+                            _HI["nl"] + ",\n\nJe bestelling #{{ order_id }} is verzonden.\nVolg je pakket: {{ tracking_url }}\n"),
+        },
+        "pl": {
+            Channel.SMS: (None, _HI["pl"] + "! Twoje zamówienie nr {{ order_id }} zostało wysłane. "
+                          "Śledź przesyłkę: {{ tracking_url }}"),
+            Channel.WHATSAPP: (None, _HI["pl"] + "! Zamówienie nr {{ order_id }} jest już w drodze. "
+                               "Śledź przesyłkę: {{ tracking_url }}"),
+            Channel.EMAIL: ("Zamówienie nr {{ order_id }} zostało wysłane",
+                            _HI["pl"] + ",\n\nTwoje zamówienie nr {{ order_id }} zostało wysłane.\n"
+                            "Śledź przesyłkę: {{ tracking_url }}\n"),
+        },
+        "be": {
+            Channel.SMS: (None, _HI["be"] + "! Ваша замова №{{ order_id }} адпраўлена. Адсочвайце пасылку: {{ tracking_url }}"),
+            Channel.WHATSAPP: (None, _HI["be"] + "! Ваша замова №{{ order_id }} ужо ў дарозе. "
+                               "Адсочвайце пасылку: {{ tracking_url }}"),
+            Channel.EMAIL: ("Замова №{{ order_id }} адпраўлена",
+                            _HI["be"] + ",\n\nВаша замова №{{ order_id }} адпраўлена.\nАдсочвайце пасылку: {{ tracking_url }}\n"),
+        },
+    },
+}
+
+DEFAULT_LOCALE = "en"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    locale: str
+    subject: str | None
+    body: str
+
+
+def _compile(source: str | None):
+    try:
+        return None if source is None else _ENV.from_string(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"template does not compile: {exc}") from exc
+
+
+_COMPILED = {
+    name: {loc: {ch: (_compile(s), _compile(b)) for ch, (s, b) in chans.items()} for loc, chans in locales.items()}
+    for name, locales in _SOURCES.items()
+}
+
+
+def template_names() -> list[str]:
+    return sorted(_COMPILED)
+
+
+def resolve_locale(template: str, locale: str) -> str:
+    """Exact tag, else its language (``pl-PL`` -> ``pl``), else English."""
+    locales = _COMPILED.get(template)
+    if locales is None:
+        raise UnknownTemplateError(template)
+    for candidate in (locale, locale.split("-")[0].lower()):
+        if candidate in locales:
+            return candidate
+    return DEFAULT_LOCALE
+
+
+def render(template: str, locale: str, channel: Channel, variables: dict[str, str]) -> Rendered:
+    resolved = resolve_locale(template, locale)
+    try:
+        subject_t, body_t = _COMPILED[template][resolved][Channel(channel)]
+    except KeyError:
+        raise UnknownTemplateError(f"{template} has no {Channel(channel).value} text") from None
+    try:
+        subject = subject_t.render(variables).strip() if subject_t else None
+        return Rendered(resolved, subject, body_t.render(variables).strip())
+    except (UndefinedError, SecurityError) as exc:
+        raise TemplateError(f"{template}/{resolved}/{Channel(channel).value}: {exc}") from exc
+
+
+def _self_check() -> None:
+    """Render every template with sample variables at import: fail loudly at start-up."""
+    sample = {"first_name": "Ana", "order_id": "1001", "carrier": "DHL", "tracking_url": "https://t.example/1"}
+    for name, locales in _COMPILED.items():
+        for loc, chans in locales.items():
+            for ch in chans:
+                render(name, loc, ch, sample)
+
+
+_self_check()

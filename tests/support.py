@@ -1,0 +1,146 @@
+"""Helpers for tests that talk to the real broker and to child processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+import urllib.request
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from schemas.codec import codec_for
+from schemas.types import Record
+from streams.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_settings(kafka_bootstrap: str, state_dir: Path) -> Settings:
+    """Settings of a test of its own: unique topic prefix and consumer groups, free ports, own state dir."""
+    s = Settings()
+    s.kafka.bootstrap_servers = kafka_bootstrap
+    s.kafka.topic_prefix = f"t{uuid.uuid4().hex[:10]}."
+    s.kafka.partitions = 3
+    s.worker.web_port = free_port()
+    s.worker.data_dir = state_dir / "worker"
+    s.sms.webhook_port = free_port()
+    s.sms.public_base_url = f"http://127.0.0.1:{s.sms.webhook_port}"
+    s.sandbox.port = free_port()
+    s.sms.api_base_url = f"http://127.0.0.1:{s.sandbox.port}"
+    return s
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process see ``settings``."""
+    s = settings
+    return {
+        "SWITCHBOARD_KAFKA__BOOTSTRAP_SERVERS": s.kafka.bootstrap_servers,
+        "SWITCHBOARD_KAFKA__TOPIC_PREFIX": s.kafka.topic_prefix,
+        "SWITCHBOARD_KAFKA__PARTITIONS": str(s.kafka.partitions),
+        "SWITCHBOARD_WORKER__WEB_PORT": str(s.worker.web_port),
+        "SWITCHBOARD_WORKER__DATA_DIR": str(s.worker.data_dir),
+        "SWITCHBOARD_SMS__WEBHOOK_PORT": str(s.sms.webhook_port),
+        "SWITCHBOARD_SMS__PUBLIC_BASE_URL": s.sms.public_base_url,
+        "SWITCHBOARD_SMS__API_BASE_URL": s.sms.api_base_url,
+        "SWITCHBOARD_SANDBOX__PORT": str(s.sandbox.port),
+    }
+
+
+def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all")
+    try:
+        for key, value in records:
+            producer.send(topic, key=key, value=value)
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def consume_until(bootstrap: str, topic: str, done: Callable[[list], bool], timeout: float = 60.0,
+                  model: type[Record] | None = None) -> list:
+    """Reads ``topic`` from the beginning until ``done(records)``; records are (key, value) with the
+    value decoded with ``model`` when given. Fails with what it saw when the deadline passes."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False)
+    try:
+        deadline = time.monotonic() + timeout
+        partitions: list[TopicPartition] = []
+        while not partitions and time.monotonic() < deadline:
+            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        seen: list = []
+        while not done(seen):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topic}: condition not met in {timeout}s; saw {len(seen)} records: {seen[:5]}")
+            for records in consumer.poll(timeout_ms=200).values():
+                for r in records:
+                    seen.append((r.key, codec_for(model).decode(r.value) if model else r.value))
+        return seen
+    finally:
+        consumer.close()
+
+
+class Child:
+    """A ``switchboard`` subcommand running as a real process, stopped (and reaped) at the end."""
+
+    def __init__(self, args: list[str], settings: Settings, log: Path) -> None:
+        self.log = log
+        self._file = open(log, "wb")
+        self.process = subprocess.Popen([sys.executable, "-m", "connectors.cli", *args], cwd=ROOT,
+                                        env={**os.environ, **env_of(settings)}, stdout=self._file,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.alive():
+            os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._file.close()
+        return self.process.returncode
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, child: Child | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if child is not None and not child.alive():
+            raise AssertionError(f"{what}: the process died:\n{child.output()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s" + (f"\n{child.output()}" if child else ""))
+        time.sleep(0.1)  # polling another process; the condition is what is awaited
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def wait_for_worker(settings: Settings, topics: list[str], timeout: float = 60.0) -> None:
+    """Until the worker's consumer group has committed everything on ``topics`` (its state is loaded)."""
+    from streams.topics import app_id, group_lag
+
+    wait_until(lambda: group_lag(settings, app_id(settings), topics) == 0, timeout, "worker catching up")
