@@ -54,10 +54,10 @@ def contact_point(profile: CustomerProfile, channel: Channel) -> str | None:
 
 
 def _consent_blocks(state: ConsentState, purpose: Purpose) -> OutcomeReason | None:
-    if state is ConsentState.OPTED_OUT:
+    if state == ConsentState.OPTED_OUT:
         return OutcomeReason.OPTED_OUT
-    if purpose == Purpose.MARKETING and state is not ConsentState.OPTED_IN:
-        return OutcomeReason.PENDING_CONFIRMATION if state is ConsentState.PENDING else OutcomeReason.NO_CONSENT
+    if purpose == Purpose.MARKETING and state != ConsentState.OPTED_IN:
+        return OutcomeReason.PENDING_CONFIRMATION if state == ConsentState.PENDING else OutcomeReason.NO_CONSENT
     return None
 
 

@@ -29,7 +29,7 @@ class WorkerSettings(BaseModel):
 
 class SmsGatewaySettings(BaseModel):
     provider: str = "twilio"
-    account_sid: str = "ACsandbox00000000000000000000000000"
+    account_sid: str = "AC" + "0" * 32  # the sandbox's well-known account
     auth_token: SecretStr = SecretStr("sandbox-auth-token")
     api_base_url: str = Field("http://127.0.0.1:8099", description="Twilio API base; the sandbox by default.")
     from_number: str = "+15005550006"

@@ -23,3 +23,7 @@ class AiokafkaPublisher:
 
     async def publish(self, topic: str, key: bytes | None, value: bytes | None) -> None:
         await self._producer.send_and_wait(topic, key=key, value=value)
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        """The topic's partition ids (fetching metadata if the producer has none yet)."""
+        return set(await self._producer.partitions_for(topic))

@@ -9,10 +9,12 @@ still ``attempting`` means the process died mid-call, and that message is never 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from schemas.codec import codec_for, encode
 from schemas.messages import LedgerState, SendLedgerEntry
@@ -25,7 +27,7 @@ logger = logging.getLogger(__name__)
 class SendLedger:
     def __init__(self, publisher: Publisher, topic: str, channel: Channel, provider: str) -> None:
         self._publisher = publisher
-        self._topic = topic
+        self.topic = topic
         self._channel = channel
         self._provider = provider
         self._entries: dict[str, SendLedgerEntry] = {}
@@ -36,20 +38,16 @@ class SendLedger:
     def get(self, message_id: str) -> SendLedgerEntry | None:
         return self._entries.get(message_id)
 
-    async def restore(self, bootstrap_servers: str) -> int:
+    async def restore(self, bootstrap_servers: str, partition_ids: set[int]) -> int:
         """Reads the ledger topic from the beginning to its current end; returns the entry count."""
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers.split(","), enable_auto_commit=False,
                                     group_id=None)
         await consumer.start()
         try:
-            await consumer.topics()  # refreshes the metadata partitions_for_topic reads
-            partitions = [TopicPartition(self._topic, p) for p in sorted(consumer.partitions_for_topic(self._topic)
-                                                                          or ())]
-            if not partitions:
-                return 0
+            partitions = [TopicPartition(self.topic, p) for p in sorted(partition_ids)]
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
-            ends = await consumer.end_offsets(partitions)
+            ends = await _retrying(lambda: consumer.end_offsets(partitions))
             pending = {tp for tp in partitions if ends[tp] > 0}
             while pending:
                 batches = await consumer.getmany(*pending, timeout_ms=1000)
@@ -60,7 +58,7 @@ class SendLedger:
                             pending.discard(tp)
         finally:
             await consumer.stop()
-        logger.info("send ledger restored: %d entries from %s", len(self._entries), self._topic)
+        logger.info("send ledger restored: %d entries from %s", len(self._entries), self.topic)
         return len(self._entries)
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
@@ -78,15 +76,27 @@ class SendLedger:
         entry = SendLedgerEntry(
             message_id=message_id, channel=self._channel, state=state, provider=self._provider,
             provider_message_id=provider_message_id,
-            attempts=(previous.attempts + 1 if previous and state is LedgerState.ATTEMPTING else
+            attempts=(previous.attempts + 1 if previous and state == LedgerState.ATTEMPTING else
                       previous.attempts if previous else 1),
             updated_at=now,
         )
-        await self._publisher.publish(self._topic, message_id.encode(), encode(entry))
+        await self._publisher.publish(self.topic, message_id.encode(), encode(entry))
         self._entries[message_id] = entry
         return entry
 
     async def forget(self, message_id: str) -> None:
         """The call provably never reached the provider: a redelivery may try again."""
-        await self._publisher.publish(self._topic, message_id.encode(), None)
+        await self._publisher.publish(self.topic, message_id.encode(), None)
         self._entries.pop(message_id, None)
+
+
+async def _retrying(call, attempts: int = 30, pause: float = 0.5):
+    """Retries a metadata call through a leader election (fresh topics, broker restarts)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await call()
+        except KafkaError as exc:
+            if not exc.retriable or attempt == attempts:
+                raise
+            logger.info("retrying after %s (%d/%d)", type(exc).__name__, attempt, attempts)
+            await asyncio.sleep(pause)

@@ -25,6 +25,7 @@ from connectors.errors import (
     ProviderTransientError,
 )
 from connectors.gateways.backoff import delay
+from connectors.gateways.kafka_io import AiokafkaPublisher
 from connectors.gateways.ledger import SendLedger
 from connectors.providers.base import SmsProvider, SmsRequest
 from schemas.catalog import TopicNames, commands_topic, ledger_topic
@@ -33,7 +34,7 @@ from schemas.messages import LedgerState, OutcomeReason, OutcomeStatus, SendComm
 from schemas.types import Channel
 from streams.clock import Clock
 from streams.metrics import Metrics
-from streams.publish import DeadLetterWriter, OutcomeWriter, Publisher, for_command
+from streams.publish import DeadLetterWriter, OutcomeWriter, for_command
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -42,13 +43,14 @@ STATUS_PATH = "/webhooks/twilio/status"
 
 
 class SmsGateway:
-    def __init__(self, settings: Settings, provider: SmsProvider, publisher: Publisher, clock: Clock,
+    def __init__(self, settings: Settings, provider: SmsProvider, publisher: AiokafkaPublisher, clock: Clock,
                  metrics: Metrics, sleep: Callable[[float], object] = asyncio.sleep) -> None:
         self._settings = settings
         self._provider = provider
         self._clock = clock
         self._metrics = metrics
         self._sleep = sleep
+        self._publisher = publisher
         names = TopicNames(settings.kafka.topic_prefix)
         self.commands_topic = names(commands_topic(Channel.SMS))
         self.ledger = SendLedger(publisher, names(ledger_topic(Channel.SMS)), Channel.SMS, provider.name)
@@ -63,7 +65,8 @@ class SmsGateway:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set. The ledger is restored before the first command is read."""
         kafka = self._settings.kafka
-        await self.ledger.restore(kafka.bootstrap_servers)
+        ledger_partitions = await self._publisher.partitions_for(self.ledger.topic)
+        await self.ledger.restore(kafka.bootstrap_servers, ledger_partitions)
         consumer = AIOKafkaConsumer(
             self.commands_topic, bootstrap_servers=kafka.bootstrap_servers.split(","),
             group_id=f"{kafka.topic_prefix}{self._settings.sms.group_id}",
@@ -95,7 +98,7 @@ class SmsGateway:
     async def send(self, command: SendCommand) -> None:
         now = self._clock.now()
         entry = self.ledger.get(command.message_id)
-        if entry is not None and entry.state is not LedgerState.ATTEMPTING:
+        if entry is not None and entry.state != LedgerState.ATTEMPTING:
             self._metrics.duplicate_commands.labels("sms").inc()
             logger.info("message_id=%s already %s: not sent again", command.message_id, entry.state)
             return

@@ -1,0 +1,215 @@
+"""The SMS gateway on the real broker against the real (local) Twilio-speaking sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+
+from connectors.gateways.service import run_sms_gateway
+from connectors.sandbox.twilio import SandboxScenario, serve
+from connectors.webhooks.twilio_signature import compute_signature
+from schemas.catalog import MESSAGE_OUTCOMES, TopicNames, commands_topic, dlq_topic, ledger_topic
+from schemas.codec import encode
+from schemas.dead_letter import DeadLetter
+from schemas.messages import LedgerState, MessageOutcome, OutcomeReason, SendCommand, SendLedgerEntry
+from schemas.types import Channel
+from streams.metrics import Metrics
+from streams.settings import Settings
+from streams.topics import create_topics
+from tests import factories as f
+from tests.support import consume_until, http_ok, produce, wait_until
+
+pytestmark = pytest.mark.integration
+
+Scenario = Callable[["Harness"], Awaitable[None]]
+
+
+class Harness:
+    """A sandbox and a gateway (restartable) running in this event loop, on topics of the test's own."""
+
+    def __init__(self, settings: Settings, scenario: SandboxScenario) -> None:
+        self.settings, self.scenario = settings, scenario
+        self.names = TopicNames(settings.kafka.topic_prefix)
+        self.metrics = Metrics(registry=__import__("prometheus_client").CollectorRegistry())
+        self._stop: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+
+    async def start_gateway(self) -> None:
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(run_sms_gateway(self.settings, self._stop, metrics=self.metrics))
+        health = f"{self.settings.sms.public_base_url}/health"
+        await asyncio.to_thread(wait_until, lambda: http_ok(health) or self._task.done(), 30, "gateway up")
+
+    async def stop_gateway(self) -> None:
+        assert self._stop and self._task
+        self._stop.set()
+        await self._task
+
+    async def send(self, *commands: SendCommand | bytes) -> None:
+        records = [(b"k", c) if isinstance(c, bytes) else (c.customer_id.encode(), encode(c)) for c in commands]
+        await asyncio.to_thread(produce, self.settings.kafka.bootstrap_servers,
+                                self.names(commands_topic(Channel.SMS)), records)
+
+    async def outcomes(self, done: Callable[[list[MessageOutcome]], bool]) -> list[MessageOutcome]:
+        records = await asyncio.to_thread(consume_until, self.settings.kafka.bootstrap_servers,
+                                          self.names(MESSAGE_OUTCOMES), lambda seen: done([o for _, o in seen]),
+                                          60.0, MessageOutcome)
+        return [o for _, o in records]
+
+    async def sandbox_messages(self) -> list[dict]:
+        async with httpx.AsyncClient() as client:
+            return (await client.get(f"{self.settings.sms.api_base_url}/_sandbox/messages")).json()
+
+
+def run(settings: Settings, scenario: Scenario, sandbox: SandboxScenario | None = None) -> None:
+    create_topics(settings)
+
+    async def main() -> None:
+        harness = Harness(settings, sandbox or SandboxScenario(fail_rate=0.0, callback_delay=0.05))
+        running = await serve("127.0.0.1", settings.sandbox.port, account_sid=settings.sms.account_sid,
+                              auth_token=settings.sms.auth_token.get_secret_value(), scenario=harness.scenario)
+        await harness.start_gateway()
+        try:
+            await scenario(harness)
+        finally:
+            await harness.stop_gateway()
+            await running.aclose()
+
+    asyncio.run(main())
+
+
+def statuses(outcomes: list[MessageOutcome], message_id: str) -> list[str]:
+    return [o.status for o in outcomes if o.message_id == message_id]
+
+
+def test_command_is_sent_once_and_its_receipts_become_outcomes(settings: Settings) -> None:
+    command = f.command()
+
+    async def scenario(h: Harness) -> None:
+        await h.send(command)
+        outcomes = await h.outcomes(lambda seen: "delivered" in statuses(seen, command.message_id))
+        sent = next(o for o in outcomes if o.message_id == command.message_id and o.status == "sent")
+        assert sent.provider == "twilio" and sent.provider_message_id.startswith("SM")
+        assert sent.segments == 1 and sent.cost_micros == 40_000
+        [message] = await h.sandbox_messages()
+        assert message["to"] == command.to and message["body"] == command.body
+
+    run(settings, scenario)
+
+
+def test_redelivered_command_is_not_sent_twice_even_after_a_restart(settings: Settings) -> None:
+    command = f.command()
+
+    async def scenario(h: Harness) -> None:
+        await h.send(command, command)
+        await h.outcomes(lambda seen: "delivered" in statuses(seen, command.message_id))
+        await h.stop_gateway()
+        await h.start_gateway()  # a new process would restore the ledger from its topic just the same
+        await h.send(command)
+        marker = f.command()
+        await h.send(marker)  # once the marker is delivered, the redelivery before it has been handled
+        await h.outcomes(lambda seen: "delivered" in statuses(seen, marker.message_id))
+        to_command = [m for m in await h.sandbox_messages() if m["body"] == command.body]
+        assert len(to_command) == 2  # the command once, the marker (same body) once
+        assert h.metrics.duplicate_commands.labels("sms")._value.get() == 2
+
+    run(settings, scenario)
+
+
+def test_command_left_mid_call_by_a_crash_is_reported_ambiguous_and_never_resent(settings: Settings) -> None:
+    command = f.command()
+    names = TopicNames(settings.kafka.topic_prefix)
+    create_topics(settings)
+    entry = SendLedgerEntry(message_id=command.message_id, channel=Channel.SMS, state=LedgerState.ATTEMPTING,
+                            provider="twilio", updated_at=f.NOW)
+    produce(settings.kafka.bootstrap_servers, names(ledger_topic(Channel.SMS)),
+            [(command.message_id.encode(), encode(entry))])
+
+    async def scenario(h: Harness) -> None:
+        await h.send(command)
+        outcomes = await h.outcomes(lambda seen: statuses(seen, command.message_id))
+        [outcome] = [o for o in outcomes if o.message_id == command.message_id]
+        assert outcome.status == "ambiguous" and outcome.reason == OutcomeReason.AMBIGUOUS_PROVIDER_CALL
+        assert await h.sandbox_messages() == []
+
+    run(settings, scenario)
+
+
+def test_malformed_command_goes_to_the_dead_letter_topic(settings: Settings) -> None:
+    async def scenario(h: Harness) -> None:
+        await h.send(b"garbage")
+        letters = await asyncio.to_thread(consume_until, settings.kafka.bootstrap_servers,
+                                          h.names(dlq_topic(commands_topic(Channel.SMS))), bool, 60.0, DeadLetter)
+        assert letters[0][1].value == b"garbage" and letters[0][1].stage == "gateway_sms"
+
+    run(settings, scenario)
+
+
+def test_invalid_number_is_a_failed_outcome_with_the_providers_code(settings: Settings) -> None:
+    command = f.command(to="0601234567")
+
+    async def scenario(h: Harness) -> None:
+        await h.send(command)
+        outcomes = await h.outcomes(lambda seen: statuses(seen, command.message_id))
+        [outcome] = [o for o in outcomes if o.message_id == command.message_id]
+        assert outcome.status == "failed" and outcome.reason == OutcomeReason.PROVIDER_REJECTED
+        assert outcome.error_code == "21211"
+
+    run(settings, scenario)
+
+
+def test_throttled_provider_delays_but_never_drops(settings: Settings) -> None:
+    commands = [f.command() for _ in range(4)]
+
+    async def scenario(h: Harness) -> None:
+        await h.send(*commands)
+        ids = {c.message_id for c in commands}
+        await h.outcomes(lambda seen: ids <= {o.message_id for o in seen if o.status == "delivered"})
+        assert h.metrics.provider_calls.labels("twilio", "transient")._value.get() >= 1
+
+    run(settings, scenario, SandboxScenario(fail_rate=0.0, callback_delay=0.05, rate_limit_every=2))
+
+
+def test_undelivered_receipt_becomes_an_undelivered_outcome(settings: Settings) -> None:
+    command = f.command(to="+48601230005")  # the sandbox reports numbers ending 0005 as unknown handsets
+
+    async def scenario(h: Harness) -> None:
+        await h.send(command)
+        outcomes = await h.outcomes(lambda seen: "undelivered" in statuses(seen, command.message_id))
+        final = next(o for o in outcomes if o.message_id == command.message_id and o.status == "undelivered")
+        assert final.error_code == "30005" and final.reason == OutcomeReason.UNDELIVERED
+
+    run(settings, scenario)
+
+
+def test_forged_or_unsigned_receipts_are_refused(settings: Settings) -> None:
+    async def scenario(h: Harness) -> None:
+        url = f"{settings.sms.public_base_url}/webhooks/twilio/status?message_id=m&customer_id=c&store_id=s"
+        form = {"MessageSid": "SM" + "1" * 32, "MessageStatus": "delivered"}
+        async with httpx.AsyncClient() as client:
+            unsigned = await client.post(url, data=form)
+            forged = await client.post(url, data=form, headers={
+                "X-Twilio-Signature": compute_signature("not-the-token", url, form)})
+            genuine = await client.post(url, data=form, headers={
+                "X-Twilio-Signature": compute_signature(settings.sms.auth_token.get_secret_value(), url, form)})
+        assert (unsigned.status_code, forged.status_code, genuine.status_code) == (403, 403, 204)
+        outcomes = await h.outcomes(lambda seen: any(o.message_id == "m" for o in seen))
+        assert statuses(outcomes, "m") == ["delivered"]
+
+    run(settings, scenario)
+
+
+def test_expired_command_is_suppressed_not_sent(settings: Settings) -> None:
+    command = f.command(expires_at=dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc))
+
+    async def scenario(h: Harness) -> None:
+        await h.send(command)
+        outcomes = await h.outcomes(lambda seen: statuses(seen, command.message_id))
+        assert [o.reason for o in outcomes if o.message_id == command.message_id] == [OutcomeReason.EXPIRED]
+        assert await h.sandbox_messages() == []
+
+    run(settings, scenario)
