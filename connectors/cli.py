@@ -92,7 +92,7 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.demo.feed import feed_storefront
 
-    feed_storefront(settings, customers=args.customers, seed=args.seed)
+    feed_storefront(settings, customers=args.customers, seed=args.seed, rate=args.rate)
     return 0
 
 
@@ -118,7 +118,7 @@ def _sms_info(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.demo.run import run_demo
 
-    return run_demo(settings, customers=args.customers, seed=args.seed, timeout=args.timeout)
+    return run_demo(settings, customers=args.customers, seed=args.seed, timeout=args.timeout, rate=args.rate)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -129,6 +129,7 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--customers", type=int, default=3000)
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--timeout", type=float, default=300.0)
+    demo.add_argument("--rate", type=float, default=200.0, help="storefront events per second (0: unpaced)")
     demo.set_defaults(func=_demo)
     broker = sub.add_parser("broker", help="the project's local Kafka")
     broker.add_argument("action", choices=["fetch", "start", "stop", "status", "wipe"])
@@ -154,6 +155,7 @@ def parser() -> argparse.ArgumentParser:
     simulate = sub.add_parser("simulate", help="produce a realistic storefront")
     simulate.add_argument("--customers", type=int, default=1000)
     simulate.add_argument("--seed", type=int, default=42)
+    simulate.add_argument("--rate", type=float, default=0.0, help="storefront events per second (0: unpaced)")
     simulate.set_defaults(func=_simulate)
     sms_info = sub.add_parser("sms-info", help="SMS encoding and segments of texts on stdin")
     sms_info.add_argument("--json", action="store_true", help="print JSON")

@@ -107,7 +107,7 @@ def generate(customers: int, seed: int, now: dt.datetime, store_id: str = "demo-
                 shop.events.append(StorefrontEvent(event_id=_uuid(rng), event_type=EventType.ORDER_SHIPPED,
                                                    store_id=store_id, customer_id=customer_id,
                                                    occurred_at=placed + dt.timedelta(hours=1), order=order))
-        if rng.random() < malformed_rate * 10:
-            shop.malformed.append((customer_id.encode(), b"\xc3\x01not-avro" + rng.randbytes(8)))
+    for _ in range(max(1, round(customers * malformed_rate))):
+        shop.malformed.append((_uuid(rng).encode(), b"\xc3\x01not-avro" + rng.randbytes(8)))
     rng.shuffle(shop.events)
     return shop

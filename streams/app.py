@@ -78,7 +78,7 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         web_enabled=settings.worker.web_port > 0,
-        web_host="127.0.0.1",
+        web_host=settings.worker.web_host,
         web_port=max(settings.worker.web_port, 1),
         web_in_thread=False,
     )

@@ -21,7 +21,8 @@ class KafkaSettings(BaseModel):
 
 class WorkerSettings(BaseModel):
     app_id: str = "switchboard"
-    web_port: int = Field(6066, description="Faust web server: /metrics, /health.")
+    web_host: str = Field("127.0.0.1", description="Faust web server bind address (0.0.0.0 in a container).")
+    web_port: int = Field(6066, description="Faust web server: /metrics.")
     data_dir: Path = Path(".switchboard/worker")
     store: str = Field("memory://", description="Table store: memory:// or rocksdb://")
     default_country: str = Field("US", description="Region for pricing when a number has none.")

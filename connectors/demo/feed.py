@@ -17,10 +17,10 @@ from streams.topics import app_id, group_lag
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[str, int], None]  # (phase, records done so far)
+Progress = Callable[[str, int, int | None], None]  # (phase, records done so far, total if known)
 
 
-def _quiet(phase: str, done: int) -> None:
+def _quiet(phase: str, done: int, total: int | None) -> None:
     pass
 
 
@@ -28,31 +28,39 @@ def wait_for_group(settings: Settings, group_id: str, topics: list[str], timeout
                    progress: Progress = _quiet) -> None:
     deadline = time.monotonic() + timeout
     while (lag := group_lag(settings, group_id, topics)) > 0:
-        progress("state", lag)
+        progress("state", lag, None)
         if time.monotonic() > deadline:
             raise TimeoutError(f"worker group {group_id} still {lag} records behind on {topics}")
         time.sleep(0.5)  # polling an external process's committed offsets
-    progress("state", 0)
+    progress("state", 0, None)
 
 
 def feed_storefront(settings: Settings, customers: int, seed: int, progress: Progress = _quiet,
-                    state_timeout: float = 180.0) -> Storefront:
-    """Produces profiles and consents, waits until the worker has read them, then the orders."""
+                    state_timeout: float = 180.0, rate: float = 0.0) -> Storefront:
+    """Produces profiles and consents, waits until the worker has read them, then the orders.
+
+    ``rate`` paces the storefront events (per second, 0 = as fast as possible): a shop's events
+    arrive over time, and a paced feed measures the pipeline's latency rather than a backlog's.
+    """
     shop = generate(customers, seed, dt.datetime.now(dt.timezone.utc))
     names = TopicNames(settings.kafka.topic_prefix)
     with EventProducer(settings.kafka.bootstrap_servers, settings.kafka.topic_prefix) as producer:
-        for done, record in enumerate([*shop.profiles, *shop.consents], 1):
+        state = [*shop.profiles, *shop.consents]
+        for done, record in enumerate(state, 1):
             producer.send(record)
             if done % 500 == 0:
-                progress("customers", done)
+                progress("customers", done, len(state))
         producer.flush()
-        progress("customers", len(shop.profiles) + len(shop.consents))
+        progress("customers", len(state), len(state))
         wait_for_group(settings, app_id(settings),
                        [names(CUSTOMER_PROFILES), names(CUSTOMER_CONSENTS)], state_timeout, progress)
+        started = time.monotonic()
         for done, event in enumerate(shop.events, 1):
             producer.send(event)
-            if done % 500 == 0:
-                progress("events", done)
+            if done % 100 == 0:
+                progress("events", done, len(shop.events) + len(shop.malformed))
+                if rate > 0 and (ahead := started + done / rate - time.monotonic()) > 0:
+                    time.sleep(ahead)  # pacing the feed
         producer.flush()
     raw = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers.split(","), acks="all")
     try:
@@ -61,5 +69,5 @@ def feed_storefront(settings: Settings, customers: int, seed: int, progress: Pro
         raw.flush()
     finally:
         raw.close()
-    progress("events", len(shop.events) + len(shop.malformed))
+    progress("events", len(shop.events) + len(shop.malformed), len(shop.events) + len(shop.malformed))
     return shop

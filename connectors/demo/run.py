@@ -31,19 +31,22 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_demo(settings: Settings, customers: int, seed: int, timeout: float) -> int:
+def run_demo(settings: Settings, customers: int, seed: int, timeout: float, rate: float) -> int:
     console = Console()
-    own_broker = "SWITCHBOARD_KAFKA__BOOTSTRAP_SERVERS" not in os.environ
+    external = "SWITCHBOARD_KAFKA__BOOTSTRAP_SERVERS" in os.environ
+    port = settings.kafka.bootstrap_servers.rsplit(":", 1)[-1]
+    broker_env = {**os.environ, "SWITCHBOARD_KAFKA_PORT": port}
+    # Stop at the end only a broker this run started, never one the user had running.
+    own_broker = not external and subprocess.run(["bash", str(KAFKA_SCRIPT), "status"], env=broker_env,
+                                                 capture_output=True).returncode != 0
     run_id = dt.datetime.now().strftime("%Y%m%d%H%M%S")
     settings.kafka.topic_prefix = f"{settings.kafka.topic_prefix}demo-{run_id}."
     supervisor = Supervisor(ROOT / ".switchboard" / "logs" / f"demo-{run_id}")
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         if own_broker:
-            port = settings.kafka.bootstrap_servers.rsplit(":", 1)[-1]
             console.print(f"[bold]Starting the embedded Kafka broker[/] on 127.0.0.1:{port} …")
-            subprocess.run(["bash", str(KAFKA_SCRIPT), "start"], check=True,
-                           env={**os.environ, "SWITCHBOARD_KAFKA_PORT": port})
+            subprocess.run(["bash", str(KAFKA_SCRIPT), "start"], check=True, env=broker_env)
         created = create_topics(settings)
         console.print(f"Created {len(created)} topics with prefix [cyan]{settings.kafka.topic_prefix}[/]")
         env = {"SWITCHBOARD_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
@@ -53,7 +56,7 @@ def run_demo(settings: Settings, customers: int, seed: int, timeout: float) -> i
         supervisor.start("gateway-sms", ["gateway", "sms"], env)
         supervisor.start("worker", ["worker", "--loglevel", "warn"], env)
         console.print(f"Started sandbox, SMS gateway and worker (logs in {supervisor.log_dir})")
-        tally, elapsed = _drive(console, settings, supervisor, customers, seed, timeout)
+        tally, elapsed = _drive(console, settings, supervisor, customers, seed, timeout, rate)
         _summary(console, tally, elapsed, customers)
         return 0
     except KeyboardInterrupt:
@@ -62,30 +65,28 @@ def run_demo(settings: Settings, customers: int, seed: int, timeout: float) -> i
     finally:
         supervisor.stop_all()
         if own_broker:
-            subprocess.run(["bash", str(KAFKA_SCRIPT), "stop"], check=False)
+            subprocess.run(["bash", str(KAFKA_SCRIPT), "stop"], check=False, env=broker_env)
         console.print("All processes stopped.")
 
 
 def _drive(console: Console, settings: Settings, supervisor: Supervisor, customers: int, seed: int,
-           timeout: float) -> tuple[Tally, float]:
+           timeout: float, rate: float) -> tuple[Tally, float]:
     columns = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         state = progress.add_task("customers + consents → Kafka", total=None)
         loaded = progress.add_task("worker loading customer state", total=None)
         events = progress.add_task("storefront events → Kafka", total=None)
 
-        def report(phase: str, done: int) -> None:
+        def report(phase: str, done: int, total: int | None) -> None:
             supervisor.check()
-            if phase == "customers":
-                progress.update(state, completed=done, total=max(done, progress.tasks[state].total or 0))
-            elif phase == "state":
+            if phase == "state":
                 progress.update(loaded, total=1, completed=0 if done else 1,
                                 description=f"worker loading ({done} behind)" if done else "worker loaded state")
             else:
-                progress.update(events, completed=done, total=done)
+                progress.update(state if phase == "customers" else events, completed=done, total=total)
 
         started = time.monotonic()
-        shop = feed_storefront(settings, customers, seed, report)
+        shop = feed_storefront(settings, customers, seed, report, rate=rate)
         expected = {m.message_id for m in _expected(shop)}
         decided = progress.add_task("decisions (command/suppressed)", total=len(expected))
         settled = progress.add_task("settled (receipts back)", total=len(expected))

@@ -1,0 +1,43 @@
+# Switchboard: the two commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: setup demo test test-unit test-integration lint broker-start broker-stop clean
+
+$(STAMP): pyproject.toml
+	@command -v java >/dev/null && command -v mvn >/dev/null || { \
+	  echo "Java 17+ and Maven are needed for the local Kafka broker (apt-get install openjdk-17-jre-headless maven)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test,bench]"
+	@touch $@
+
+setup: $(STAMP)  ## virtualenv with the project and its tools, Kafka jars from Maven Central
+	@bash deploy/kafka/kafka.sh fetch
+
+demo: setup  ## the whole pipeline on the embedded broker, with a live progress display and a summary
+	$(BIN)/switchboard demo
+
+test: setup lint  ## every test: unit, integration (real broker) and end to end
+	$(BIN)/python -m pytest
+
+test-unit: setup
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: setup
+	$(BIN)/python -m pytest tests/integration tests/e2e
+
+lint: setup  ## package layering: schemas <- streams <- connectors; adapters never import faust
+	$(BIN)/lint-imports
+
+broker-start: setup
+	@bash deploy/kafka/kafka.sh start
+
+broker-stop:
+	@bash deploy/kafka/kafka.sh stop
+
+clean:
+	-@bash deploy/kafka/kafka.sh stop
+	rm -rf $(VENV) .switchboard .kafka .pytest_cache .hypothesis

@@ -1,0 +1,111 @@
+"""End to end through the public surface only: the CLI, the topics, the sandbox's HTTP API, /metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from schemas.catalog import MESSAGE_OUTCOMES, TopicNames
+from schemas.messages import MessageOutcome
+from streams.ids import message_id
+from streams.settings import Settings
+from tests.support import ROOT, Child, consume_until, env_of, http_ok, make_settings, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def cli(settings: Settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "connectors.cli", *args], input=stdin, capture_output=True,
+                          text=True, cwd=ROOT, env={**os.environ, **env_of(settings)}, timeout=120)
+
+
+def get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read().decode()
+
+
+@pytest.fixture(scope="module")
+def system(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    settings = make_settings(kafka_bootstrap, tmp_path_factory.mktemp("e2e"))
+    logs: Path = settings.worker.data_dir.parent
+    assert cli(settings, "topics", "create").returncode == 0
+    children = [Child(["sandbox", "twilio", "--fail-rate", "0"], settings, logs / "sandbox.log"),
+                Child(["gateway", "sms"], settings, logs / "gateway.log"),
+                Child(["worker", "--loglevel", "warn"], settings, logs / "worker.log")]
+    try:
+        wait_until(lambda: http_ok(f"{settings.sms.public_base_url}/health"), 60, "gateway up", children[1])
+        yield settings
+    finally:
+        for child in children:
+            child.stop()
+
+
+PROFILE = {"customer_id": "c-e2e-1", "store_id": "store-1", "first_name": "Zofia", "locale": "pl",
+           "phone": "+48601234567", "channel_preferences": ["sms"], "updated_at": "2026-11-22T10:00:00Z"}
+EVENT = {"event_id": "ev-e2e-1", "event_type": "order_shipped", "store_id": "store-1", "customer_id": "c-e2e-1",
+         "occurred_at": "2026-11-22T11:00:00Z",
+         "order": {"order_id": "PL-7781", "total_minor": 15900, "currency": "PLN",
+                   "tracking_url": "https://track.example/PL-7781", "carrier": "InPost"}}
+
+
+def test_shipped_order_reaches_the_provider_and_comes_back_delivered(system: Settings) -> None:
+    assert cli(system, "produce", "customers.profiles", stdin=json.dumps(PROFILE)).returncode == 0
+    from tests.support import wait_for_worker
+
+    wait_for_worker(system, [TopicNames(system.kafka.topic_prefix)("customers.profiles")])
+    assert cli(system, "produce", "storefront.events", stdin=json.dumps(EVENT)).returncode == 0
+
+    expected = message_id("ev-e2e-1", "shipping_update")
+    outcomes = consume_until(system.kafka.bootstrap_servers, TopicNames(system.kafka.topic_prefix)(MESSAGE_OUTCOMES),
+                             lambda seen: any(o.message_id == expected and o.status == "delivered" for _, o in seen),
+                             model=MessageOutcome)
+    statuses = [o.status for _, o in outcomes if o.message_id == expected]
+    assert statuses == ["sent", "delivered"]
+    [message] = json.loads(get(f"{system.sms.api_base_url}/_sandbox/messages"))
+    assert message["to"] == "+48601234567" and "PL-7781" in message["body"] and "Zofia" in message["body"]
+
+    worker_metrics = get(f"http://127.0.0.1:{system.worker.web_port}/metrics")
+    assert 'switchboard_send_commands_total{channel="sms"} 1.0' in worker_metrics
+    gateway_metrics = get(f"{system.sms.public_base_url}/metrics")
+    assert 'switchboard_provider_calls_total{provider="twilio",result="accepted"} 1.0' in gateway_metrics
+    assert "+48601234567" not in worker_metrics + gateway_metrics  # no personal data in metrics
+
+
+def test_bad_event_is_refused_by_the_producer_with_a_clear_error(system: Settings) -> None:
+    bad = {**EVENT, "event_id": "ev-e2e-bad", "order": None}
+    result = cli(system, "produce", "storefront.events", stdin=json.dumps(bad) + "\n{not json\n")
+
+    assert result.returncode == 1
+    assert "line 1: invalid event" in result.stderr and "order_shipped needs an order" in result.stderr
+    assert "line 2: not JSON" in result.stderr
+
+
+def test_sms_info_reports_encoding_and_segments_as_json(system: Settings) -> None:
+    texts = ["המשלוח שלך יגיע היום בין 14:00-16:00. עקוב אחר החבילה: [קישור]", "Your order has shipped"]
+    result = cli(system, "sms-info", "--json", stdin=json.dumps(texts, ensure_ascii=False))
+
+    infos = json.loads(result.stdout)
+    assert [(i["encoding"], i["segments"]) for i in infos] == [("UCS-2", 1), ("GSM-7", 1)]
+
+
+def test_demo_runs_to_its_summary_and_leaves_no_process_behind(kafka_bootstrap: str, tmp_path: Path) -> None:
+    settings = make_settings(kafka_bootstrap, tmp_path)
+    env = {**env_of(settings)}
+    env.pop("SWITCHBOARD_KAFKA__TOPIC_PREFIX")  # the demo picks a prefix of its own per run
+    result = subprocess.run([sys.executable, "-m", "connectors.cli", "demo", "--customers", "150", "--timeout", "150"],
+                            capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env}, timeout=400)
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for line in ("send commands", "suppressed", "delivered", "dead letters", "p99", "All processes stopped"):
+        assert line in result.stdout, result.stdout[-3000:]
+    leftovers = subprocess.run(["pgrep", "-f", f"SWITCHBOARD_WORKER__WEB_PORT={settings.worker.web_port}"],
+                               capture_output=True)
+    assert not http_ok(f"{settings.sms.public_base_url}/health")
+    assert leftovers.returncode == 1
