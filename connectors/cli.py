@@ -52,9 +52,9 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _gateway(args: argparse.Namespace, settings: Settings) -> int:
-    from connectors.gateways.service import run_sms_gateway
+    from connectors.gateways.service import run_gateway
 
-    asyncio.run(run_sms_gateway(settings))
+    asyncio.run(run_gateway(args.channel, settings))
     return 0
 
 

@@ -31,6 +31,13 @@ class SmsSegments(Record):
     currency: str
 
 
+class WhatsAppTemplateRef(Record):
+    name: str
+    language: str
+    category: str
+    parameters: list[str] = []
+
+
 class SendCommand(Record):
     message_id: str
     customer_id: str
@@ -44,6 +51,7 @@ class SendCommand(Record):
     purpose: Purpose
     fallback_channels: list[Channel] = []
     sms: SmsSegments | None = None
+    whatsapp_template: WhatsAppTemplateRef | None = None
     trigger_event_id: str
     trigger_received_at: Timestamp
     created_at: Timestamp

@@ -20,7 +20,7 @@ from schemas.types import Channel, Purpose
 from streams import sms
 from streams.consent import ConsentMap, state_of
 from streams.errors import TemplateError, UnknownTemplateError
-from streams.templates import render
+from streams.templates import render, whatsapp_template
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,7 @@ def decide(
     variables = {"first_name": profile.first_name or "", **intent.variables}
     try:
         rendered = render(intent.template, profile.locale, channel, variables)
+        whatsapp = whatsapp_template(intent.template, profile.locale, variables) if channel == Channel.WHATSAPP else None
     except UnknownTemplateError as exc:
         return Suppress(OutcomeReason.UNKNOWN_TEMPLATE, str(exc))
     except TemplateError as exc:
@@ -128,6 +129,7 @@ def decide(
             purpose=intent.purpose,
             fallback_channels=eligible[1:],
             sms=_sms_info(rendered.body, to, config) if channel == Channel.SMS else None,
+            whatsapp_template=whatsapp,
             trigger_event_id=intent.trigger_event_id,
             trigger_received_at=intent.trigger_received_at,
             created_at=now,

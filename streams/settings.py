@@ -28,17 +28,25 @@ class WorkerSettings(BaseModel):
     default_country: str = Field("US", description="Region for pricing when a number has none.")
 
 
-class SmsGatewaySettings(BaseModel):
+class GatewaySettings(BaseModel):
+    """What every channel gateway has."""
+
+    group_id: str
+    max_attempts: int = Field(5, ge=1, description="Provider calls per message for errors that never reached it.")
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = Field(description="Provider webhooks, /metrics and /health.")
+    public_base_url: str = Field(description="How the provider reaches our webhooks (the URL it signs).")
+
+
+class SmsGatewaySettings(GatewaySettings):
+    group_id: str = "switchboard-gateway-sms"
+    webhook_port: int = 8098
+    public_base_url: str = "http://127.0.0.1:8098"
     provider: str = "twilio"
     account_sid: str = "AC" + "0" * 32  # the sandbox's well-known account
     auth_token: SecretStr = SecretStr("sandbox-auth-token")
     api_base_url: str = Field("http://127.0.0.1:8099", description="Twilio API base; the sandbox by default.")
     from_number: str = "+15005550006"
-    webhook_host: str = "127.0.0.1"
-    webhook_port: int = Field(8098, description="Status callbacks and /metrics.")
-    public_base_url: str = Field("http://127.0.0.1:8098", description="How the provider reaches our webhooks.")
-    max_attempts: int = Field(5, ge=1)
-    group_id: str = "switchboard-gateway-sms"
 
 
 class SandboxSettings(BaseModel):

@@ -12,6 +12,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from schemas.messages import WhatsAppTemplateRef
 from schemas.types import Channel
 from streams.errors import TemplateError, UnknownTemplateError
 
@@ -71,6 +72,12 @@ _SOURCES: dict[str, dict[str, dict[Channel, tuple[str | None, str]]]] = {
 
 DEFAULT_LOCALE = "en"
 
+# template -> (WhatsApp category, variables filling the approved template's {{1}}, {{2}} … in order).
+# Business-initiated WhatsApp messages go out as these approved templates (never error 131047).
+_WHATSAPP: dict[str, tuple[str, tuple[str, ...]]] = {
+    "shipping_update": ("utility", ("first_name", "order_id", "tracking_url")),
+}
+
 
 @dataclass(frozen=True)
 class Rendered:
@@ -120,6 +127,19 @@ def render(template: str, locale: str, channel: Channel, variables: dict[str, st
         raise TemplateError(f"{template}/{resolved}/{Channel(channel).value}: {exc}") from exc
 
 
+def whatsapp_template(template: str, locale: str, variables: dict[str, str]) -> WhatsAppTemplateRef:
+    """The approved WhatsApp template (name, language, category, parameters) for a message."""
+    try:
+        category, names = _WHATSAPP[template]
+    except KeyError:
+        raise UnknownTemplateError(f"{template} has no WhatsApp template") from None
+    missing = [n for n in names if n not in variables]
+    if missing:
+        raise TemplateError(f"{template}: WhatsApp parameters missing: {', '.join(missing)}")
+    return WhatsAppTemplateRef(name=template, language=resolve_locale(template, locale), category=category,
+                               parameters=[variables[n] for n in names])
+
+
 def _self_check() -> None:
     """Render every template with sample variables at import: fail loudly at start-up."""
     sample = {"first_name": "Ana", "order_id": "1001", "carrier": "DHL", "tracking_url": "https://t.example/1"}
@@ -127,6 +147,8 @@ def _self_check() -> None:
         for loc, chans in locales.items():
             for ch in chans:
                 render(name, loc, ch, sample)
+        if Channel.WHATSAPP in locales[DEFAULT_LOCALE]:
+            whatsapp_template(name, DEFAULT_LOCALE, sample)
 
 
 _self_check()

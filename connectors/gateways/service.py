@@ -1,4 +1,4 @@
-"""Runs the SMS gateway process: Kafka consumer, provider adapter and webhook/metrics server."""
+"""Runs one channel's gateway process: Kafka consumer, provider adapter, webhook and metrics server."""
 
 from __future__ import annotations
 
@@ -8,41 +8,54 @@ import signal
 
 from aiohttp import web
 
+from connectors.gateways.gateway import Gateway, Sender
 from connectors.gateways.http import create_http_app
 from connectors.gateways.kafka_io import AiokafkaPublisher, make_producer
-from connectors.gateways.sms import SmsGateway
+from connectors.gateways.sms import SmsSender, twilio_status_route
 from connectors.providers.registry import build_sms_provider
 from schemas.catalog import TopicNames
+from schemas.types import Channel
 from streams.clock import Clock, WallClock
 from streams.metrics import Metrics, default_metrics
 from streams.publish import OutcomeWriter
-from streams.settings import Settings
+from streams.settings import GatewaySettings, Settings
 
 logger = logging.getLogger(__name__)
 
 
-async def run_sms_gateway(settings: Settings, stop: asyncio.Event | None = None, clock: Clock | None = None,
-                          metrics: Metrics | None = None) -> None:
+def _channel_parts(channel: Channel, settings: Settings, outcomes: OutcomeWriter, clock: Clock,
+                   metrics: Metrics) -> tuple[GatewaySettings, Sender, list[web.RouteDef]]:
+    match channel:
+        case Channel.SMS:
+            sms = settings.sms
+            provider = build_sms_provider(sms.provider, account_sid=sms.account_sid, auth_token=sms.auth_token,
+                                          from_number=sms.from_number, base_url=sms.api_base_url)
+            return sms, SmsSender(provider, sms.public_base_url), [twilio_status_route(sms, outcomes, clock, metrics)]
+        case _:
+            raise NotImplementedError(f"no {channel.value} gateway yet")
+
+
+async def run_gateway(channel: Channel | str, settings: Settings, stop: asyncio.Event | None = None,
+                      clock: Clock | None = None, metrics: Metrics | None = None) -> None:
+    channel = Channel(channel)
     stop = stop or _stop_on_signals()
     clock, metrics = clock or WallClock(), metrics or default_metrics()
-    sms = settings.sms
-    provider = build_sms_provider(sms.provider, account_sid=sms.account_sid, auth_token=sms.auth_token,
-                                  from_number=sms.from_number, base_url=sms.api_base_url)
-    producer = make_producer(settings.kafka.bootstrap_servers, "switchboard-gateway-sms")
+    producer = make_producer(settings.kafka.bootstrap_servers, f"switchboard-gateway-{channel.value}")
     await producer.start()
     publisher = AiokafkaPublisher(producer)
-    http = web.AppRunner(create_http_app(settings, OutcomeWriter(publisher, TopicNames(settings.kafka.topic_prefix),
-                                                                 metrics), clock, metrics), access_log=None)
+    outcomes = OutcomeWriter(publisher, TopicNames(settings.kafka.topic_prefix), metrics)
+    config, sender, routes = _channel_parts(channel, settings, outcomes, clock, metrics)
+    http = web.AppRunner(create_http_app(routes, metrics), access_log=None)
     await http.setup()
-    await web.TCPSite(http, sms.webhook_host, sms.webhook_port).start()
-    logger.info("sms gateway webhooks and /metrics on %s:%s", sms.webhook_host, sms.webhook_port)
+    await web.TCPSite(http, config.webhook_host, config.webhook_port).start()
+    logger.info("%s gateway webhooks and /metrics on %s:%s", channel.value, config.webhook_host, config.webhook_port)
     try:
-        await SmsGateway(settings, provider, publisher, clock, metrics).run(stop)
+        await Gateway(channel, settings.kafka, config, sender, publisher, clock, metrics).run(stop)
     finally:
         await http.cleanup()
         await producer.stop()
-        await provider.aclose()
-        logger.info("sms gateway stopped")
+        await sender.aclose()
+        logger.info("%s gateway stopped", channel.value)
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["SmsRequest", "ProviderReceipt", "SmsProvider"]
+__all__ = ["SmsRequest", "ProviderReceipt", "SmsProvider", "WhatsAppTemplate", "WhatsAppRequest", "EmailRequest",
+           "WhatsAppProvider", "EmailProvider"]
 
 
 @dataclass(frozen=True)
@@ -39,5 +40,69 @@ class SmsProvider(Protocol):
     name: str
 
     async def send(self, request: SmsRequest) -> ProviderReceipt: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class WhatsAppTemplate:
+    """An approved WhatsApp message template and the values for its body placeholders ({{1}}, {{2}} …)."""
+
+    name: str
+    language: str
+    category: str  # "marketing" | "utility" | "authentication" (Meta's template categories)
+    body_parameters: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WhatsAppRequest:
+    """One WhatsApp message: free-form ``text`` (only inside the 24-hour window) or a ``template``.
+
+    ``buttons`` are quick-reply button titles (at most 3) for an interactive message.
+    ``callback_data`` travels to the status webhooks (``biz_opaque_callback_data``).
+    """
+
+    message_id: str
+    to: str
+    text: str | None = None
+    template: WhatsAppTemplate | None = None
+    buttons: tuple[str, ...] = ()
+    callback_data: str | None = None
+
+    def __repr__(self) -> str:
+        kind = "template" if self.template else "text"
+        return f"WhatsAppRequest(message_id={self.message_id!r}, to=<redacted>, {kind})"
+
+
+@dataclass(frozen=True)
+class EmailRequest:
+    """One e-mail with a plain-text part and an optional HTML part."""
+
+    message_id: str
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+    sender: str | None = None
+    list_unsubscribe: str | None = None  # URL for List-Unsubscribe / RFC 8058 one-click
+
+    def __repr__(self) -> str:
+        return f"EmailRequest(message_id={self.message_id!r}, to=<redacted>, subject=<{len(self.subject)} chars>)"
+
+
+@runtime_checkable
+class WhatsAppProvider(Protocol):
+    name: str
+
+    async def send(self, request: WhatsAppRequest) -> ProviderReceipt: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class EmailProvider(Protocol):
+    name: str
+
+    async def send(self, request: EmailRequest) -> ProviderReceipt: ...
 
     async def aclose(self) -> None: ...

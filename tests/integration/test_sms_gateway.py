@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from connectors.gateways.service import run_sms_gateway
+from connectors.gateways.service import run_gateway
 from connectors.sandbox.twilio import SandboxScenario, serve
 from connectors.webhooks.twilio_signature import compute_signature
 from schemas.catalog import MESSAGE_OUTCOMES, TopicNames, commands_topic, dlq_topic, ledger_topic
@@ -40,7 +40,7 @@ class Harness:
 
     async def start_gateway(self) -> None:
         self._stop = asyncio.Event()
-        self._task = asyncio.create_task(run_sms_gateway(self.settings, self._stop, metrics=self.metrics))
+        self._task = asyncio.create_task(run_gateway(Channel.SMS, self.settings, self._stop, metrics=self.metrics))
         health = f"{self.settings.sms.public_base_url}/health"
         await asyncio.to_thread(wait_until, lambda: http_ok(health) or self._task.done(), 30, "gateway up")
 
