@@ -57,7 +57,7 @@ def feed_storefront(settings: Settings, customers: int, seed: int, progress: Pro
         started = time.monotonic()
         for done, event in enumerate(shop.events, 1):
             producer.send(event)
-            if done % 100 == 0:
+            if done % 10 == 0:
                 progress("events", done, len(shop.events) + len(shop.malformed))
                 if rate > 0 and (ahead := started + done / rate - time.monotonic()) > 0:
                     time.sleep(ahead)  # pacing the feed

@@ -42,6 +42,9 @@ def run_demo(settings: Settings, customers: int, seed: int, timeout: float, rate
     run_id = dt.datetime.now().strftime("%Y%m%d%H%M%S")
     settings.kafka.topic_prefix = f"{settings.kafka.topic_prefix}demo-{run_id}."
     supervisor = Supervisor(ROOT / ".switchboard" / "logs" / f"demo-{run_id}")
+    # Ctrl-C and SIGTERM both end in the cleanup below, even when the demo was started with SIGINT
+    # ignored (a background job of a non-interactive shell inherits that).
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         if own_broker:

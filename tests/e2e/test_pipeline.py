@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -105,7 +106,29 @@ def test_demo_runs_to_its_summary_and_leaves_no_process_behind(kafka_bootstrap: 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for line in ("send commands", "suppressed", "delivered", "dead letters", "p99", "All processes stopped"):
         assert line in result.stdout, result.stdout[-3000:]
-    leftovers = subprocess.run(["pgrep", "-f", f"SWITCHBOARD_WORKER__WEB_PORT={settings.worker.web_port}"],
-                               capture_output=True)
-    assert not http_ok(f"{settings.sms.public_base_url}/health")
-    assert leftovers.returncode == 1
+    for url in (f"{settings.sms.public_base_url}/health", f"http://127.0.0.1:{settings.worker.web_port}/metrics",
+                f"http://127.0.0.1:{settings.sandbox.port}/_sandbox/stats"):
+        assert not http_ok(url), f"{url} still answers after the demo ended"
+
+
+def test_ctrl_c_during_the_demo_stops_every_process_it_started(kafka_bootstrap: str, tmp_path: Path) -> None:
+    settings = make_settings(kafka_bootstrap, tmp_path)
+    env = {**os.environ, **env_of(settings)}
+    env.pop("SWITCHBOARD_KAFKA__TOPIC_PREFIX")
+    log = tmp_path / "demo.log"
+    with open(log, "wb") as out:
+        demo = subprocess.Popen([sys.executable, "-m", "connectors.cli", "demo", "--customers", "2000", "--rate", "50"],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+        try:
+            wait_until(lambda: http_ok(f"{settings.sms.public_base_url}/health"), 120, "demo's gateway up")
+            wait_until(lambda: http_ok(f"http://127.0.0.1:{settings.worker.web_port}/metrics"), 120, "demo's worker up")
+            demo.send_signal(signal.SIGINT)
+            assert demo.wait(120) == 130, log.read_text()[-3000:]
+        finally:
+            if demo.poll() is None:
+                demo.kill()
+    text = log.read_text()
+    assert "Interrupted" in text and "All processes stopped." in text
+    for url in (f"{settings.sms.public_base_url}/health", f"http://127.0.0.1:{settings.worker.web_port}/metrics",
+                f"http://127.0.0.1:{settings.sandbox.port}/_sandbox/stats"):
+        assert not http_ok(url), f"{url} still answers after Ctrl-C"

@@ -1,0 +1,293 @@
+"""A local HTTP server speaking Meta's WhatsApp Cloud API, with signed webhooks.
+
+``POST /{version}/{phone_number_id}/messages`` behaves like the Graph API (Bearer token,
+Cloud API JSON, Graph-shaped errors), enforces the 24-hour customer-service window and the
+approved-template list, and reports accepted messages to ``webhook_url`` as status webhooks
+signed with ``X-Hub-Signature-256``. ``POST /_sandbox/inbound`` plays a customer writing in:
+it opens the window and delivers a signed inbound-message webhook. Inspection for tests and
+demos lives under ``/_sandbox/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import json
+import logging
+import secrets
+import time
+from collections import Counter, deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from connectors.sandbox.whatsapp_scenario import (
+    REENGAGEMENT,
+    SandboxScenario,
+    check_message,
+    graph_error,
+    inbound_event,
+    planned_statuses,
+    status_event,
+)
+from connectors.webhooks.meta_signature import SIGNATURE_HEADER, compute_signature
+
+__all__ = ["create_app", "serve", "run", "RunningSandbox", "SandboxScenario",
+           "DEFAULT_PHONE_NUMBER_ID", "DEFAULT_ACCESS_TOKEN", "DEFAULT_APP_SECRET"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PHONE_NUMBER_ID = "100000000000001"
+DEFAULT_ACCESS_TOKEN = "sandbox-access-token"  # not a secret: the sandbox's well-known default
+DEFAULT_APP_SECRET = "sandbox-app-secret"  # likewise
+WABA_ID = "100000000000000"
+DISPLAY_PHONE_NUMBER = "15550000001"
+STAT_KEYS = ("requests", "accepted", "rejected", "rate_limited", "outside_window", "inbound",
+             "webhooks_sent", "webhooks_failed")
+
+
+@dataclass
+class _State:
+    phone_number_id: str
+    access_token: str
+    app_secret: str
+    webhook_url: str | None
+    scenario: SandboxScenario
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    last_inbound: dict[str, float] = field(default_factory=dict)  # number -> time.monotonic()
+    recent_sends: deque[float] = field(default_factory=deque)
+    stats: Counter[str] = field(default_factory=Counter)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    session: aiohttp.ClientSession | None = None
+
+    @property
+    def ids(self) -> tuple[str, str, str]:
+        return WABA_ID, self.phone_number_id, DISPLAY_PHONE_NUMBER
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("sandbox webhook task crashed", exc_info=task.exception())
+
+    async def cancel_tasks(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def rate_limited(self) -> bool:
+        limit, now = self.scenario.rate_limit_per_second, time.monotonic()
+        while self.recent_sends and now - self.recent_sends[0] >= 1.0:
+            self.recent_sends.popleft()
+        if limit and len(self.recent_sends) >= limit:
+            return True
+        self.recent_sends.append(now)
+        return False
+
+    def in_window(self, number: str) -> bool:
+        opened = self.last_inbound.get(number)
+        return opened is not None and time.monotonic() - opened < self.scenario.window_seconds
+
+
+STATE = web.AppKey("whatsapp_sandbox_state", _State)
+
+
+def _wamid() -> str:
+    return "wamid." + base64.b64encode(secrets.token_bytes(30)).decode("ascii")
+
+
+def _fail(state: _State, status: int, code: int, details: str, stat: str = "rejected",
+          subcode: int | None = None) -> web.Response:
+    state.stats[stat] += 1
+    return web.json_response(graph_error(code, details, subcode), status=status)
+
+
+async def _send_message(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    state.stats["requests"] += 1
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), state.access_token.encode()):
+        return _fail(state, 401, 190, "Invalid OAuth access token - Cannot parse access token")
+    if request.match_info["phone_number_id"] != state.phone_number_id:
+        return _fail(state, 400, 100, "Unsupported post request: unknown phone number id", subcode=33)
+    if state.rate_limited():
+        return _fail(state, 400, 130429, "Cloud API message throughput has been reached.", "rate_limited")
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        return _fail(state, 400, 100, "The request body is not JSON")
+    problem = check_message(body)
+    if problem:
+        return _fail(state, 400, 100, problem)
+    kind, to = body.get("type", "text"), body["to"].removeprefix("+")
+    if kind == "template" and body["template"]["name"] not in state.scenario.approved_templates:
+        return _fail(state, 400, 132001, "template name does not exist in the translation")
+    outside = kind != "template" and not state.in_window(to)
+    if outside:
+        state.stats["outside_window"] += 1
+        if not state.scenario.window_error_in_webhook:
+            return _fail(state, 400, 131047, "Message failed to send because more than 24 hours have passed "
+                                            "since the customer last replied to this number.")
+    wamid = _wamid()
+    buttons = [b["reply"]["title"] for b in body.get("interactive", {}).get("action", {}).get("buttons", [])]
+    state.messages[wamid] = {
+        "id": wamid, "to": to, "type": kind, "callback_data": body.get("biz_opaque_callback_data"),
+        "text": (body.get("text") or {}).get("body") or (body.get("interactive") or {}).get("body", {}).get("text"),
+        "template": (body.get("template") or {}).get("name"), "buttons": buttons,
+        "status": "accepted", "error_code": None,
+    }
+    state.stats["accepted"] += 1
+    plan = [("failed", REENGAGEMENT)] if outside else planned_statuses(to, wamid, state.scenario)
+    state.spawn(_report(state, state.messages[wamid], plan))
+    logger.info("sandbox accepted type=%s statuses=%s", kind, "/".join(s for s, _ in plan))
+    return web.json_response({"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": to}],
+                              "messages": [{"id": wamid}]})
+
+
+async def _report(state: _State, message: dict[str, Any], plan: list[tuple[str, str | None]]) -> None:
+    """Move the message through its planned statuses, sending a signed webhook for each."""
+    events = list(reversed(plan)) if state.scenario.reorder_webhooks else plan
+    category = "service" if message["type"] != "template" else "utility"
+    for status, code in events:
+        await asyncio.sleep(state.scenario.status_delay)
+        message["status"], message["error_code"] = status, code
+        payload = status_event(state.ids, wamid=message["id"], status=status, recipient=message["to"],
+                               timestamp=int(time.time()), error_code=code,
+                               callback_data=message["callback_data"], category=category)
+        for _ in range(2 if state.scenario.duplicate_webhooks else 1):
+            await _deliver(state, payload, f"status {status}")
+    message["status"], message["error_code"] = plan[-1]
+
+
+async def _deliver(state: _State, payload: dict[str, Any], what: str) -> None:
+    """POST one signed webhook, retrying connection failures and 5xx like Meta."""
+    if not state.webhook_url:
+        return
+    assert state.session is not None
+    raw = json.dumps(payload, ensure_ascii=True, separators=(",", ":")).encode("ascii")  # Meta escapes unicode
+    headers = {SIGNATURE_HEADER: compute_signature(state.app_secret, raw), "Content-Type": "application/json",
+               "User-Agent": "facebookexternalua"}
+    attempts = 1 + state.scenario.webhook_retries
+    for attempt in range(attempts):
+        try:
+            async with state.session.post(state.webhook_url, data=raw, headers=headers,
+                                          allow_redirects=False) as response:
+                if response.status < 500:
+                    ok = response.status < 300
+                    if not ok:
+                        logger.warning("sandbox webhook %s answered HTTP %s", what, response.status)
+                    state.stats["webhooks_sent" if ok else "webhooks_failed"] += 1
+                    return
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            pass
+        if attempt + 1 < attempts:
+            await asyncio.sleep(state.scenario.webhook_retry_delay * 2**attempt)
+    logger.warning("sandbox webhook %s failed after %d attempts", what, attempts)
+    state.stats["webhooks_failed"] += 1
+
+
+async def _inbound(request: web.Request) -> web.Response:
+    """A customer writes in: ``{"from", "text"?, "button_payload"?, "button_reply_id"?, "in_reply_to"?,
+    "age_seconds"?}``. Opens (or, with ``age_seconds``, back-dates) the window; sends a signed webhook."""
+    state = request.app[STATE]
+    try:
+        body = await request.json()
+        sender = str(body["from"]).removeprefix("+")
+        age = float(body.get("age_seconds", 0))
+        fields = {k: body.get(k) for k in ("text", "button_payload", "button_reply_id", "in_reply_to")}
+        if not sender.isdigit() or not all(v is None or isinstance(v, str) for v in fields.values()):
+            raise ValueError("bad inbound")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return web.json_response(graph_error(100, "expected {from: digits, text?, button_payload?, "
+                                                  "button_reply_id?, in_reply_to?, age_seconds?}"), status=400)
+    state.last_inbound[sender] = time.monotonic() - age
+    state.stats["inbound"] += 1
+    if fields["in_reply_to"] is None and (fields["button_payload"] or fields["button_reply_id"]):
+        sent = [m["id"] for m in state.messages.values() if m["to"] == sender]
+        fields["in_reply_to"] = sent[-1] if sent else None
+    wamid = _wamid()
+    timestamp = int(time.time() - age)
+    state.spawn(_deliver(state, inbound_event(state.ids, wamid=wamid, sender=sender, timestamp=timestamp, **fields),
+                         "inbound"))
+    return web.json_response({"messages": [{"id": wamid}]})
+
+
+async def _list_messages(request: web.Request) -> web.Response:
+    return web.json_response(list(request.app[STATE].messages.values()))
+
+
+async def _stats(request: web.Request) -> web.Response:
+    stats = request.app[STATE].stats
+    return web.json_response({key: stats[key] for key in STAT_KEYS})
+
+
+async def _reset(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    await state.cancel_tasks()
+    for collection in (state.messages, state.last_inbound, state.recent_sends, state.stats):
+        collection.clear()
+    return web.json_response({"reset": True})
+
+
+async def _client_session(app: web.Application) -> AsyncIterator[None]:
+    state = app[STATE]
+    state.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+    yield
+    await state.cancel_tasks()
+    await state.session.close()
+
+
+def create_app(phone_number_id: str = DEFAULT_PHONE_NUMBER_ID, access_token: str = DEFAULT_ACCESS_TOKEN,
+               app_secret: str = DEFAULT_APP_SECRET, webhook_url: str | None = None,
+               scenario: SandboxScenario | None = None) -> web.Application:
+    """The sandbox as an aiohttp application; without ``webhook_url`` no webhooks are sent."""
+    app = web.Application()
+    app[STATE] = _State(phone_number_id, access_token, app_secret, webhook_url, scenario or SandboxScenario())
+    app.cleanup_ctx.append(_client_session)
+    app.router.add_post(r"/{version:v\d+\.\d+}/{phone_number_id}/messages", _send_message)
+    app.router.add_post("/_sandbox/inbound", _inbound)
+    app.router.add_get("/_sandbox/messages", _list_messages)
+    app.router.add_get("/_sandbox/stats", _stats)
+    app.router.add_post("/_sandbox/reset", _reset)
+    return app
+
+
+@dataclass
+class RunningSandbox:
+    """A started sandbox; ``base_url`` goes into ``MetaWhatsAppProvider(base_url=...)``."""
+
+    runner: web.AppRunner
+    base_url: str
+
+    async def aclose(self) -> None:
+        await self.runner.cleanup()
+
+
+async def serve(host: str = "127.0.0.1", port: int = 0, *, phone_number_id: str = DEFAULT_PHONE_NUMBER_ID,
+                access_token: str = DEFAULT_ACCESS_TOKEN, app_secret: str = DEFAULT_APP_SECRET,
+                webhook_url: str | None = None, scenario: SandboxScenario | None = None) -> RunningSandbox:
+    """Start the sandbox in the running event loop (port 0 picks a free port) and return at once."""
+    app = create_app(phone_number_id, access_token, app_secret, webhook_url, scenario)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    base_url = f"http://{'[' + host + ']' if ':' in host else host}:{runner.addresses[0][1]}"
+    logger.info("whatsapp sandbox listening on %s phone_number_id=%s", base_url, phone_number_id)
+    return RunningSandbox(runner, base_url)
+
+
+def run(host: str = "127.0.0.1", port: int = 8766, *, phone_number_id: str = DEFAULT_PHONE_NUMBER_ID,
+        access_token: str = DEFAULT_ACCESS_TOKEN, app_secret: str = DEFAULT_APP_SECRET,
+        webhook_url: str | None = None, scenario: SandboxScenario | None = None) -> None:
+    """Serve the sandbox until interrupted (for a ``switchboard sandbox whatsapp`` entry point)."""
+    logger.info("whatsapp sandbox starting on http://%s:%s phone_number_id=%s", host, port, phone_number_id)
+    web.run_app(create_app(phone_number_id, access_token, app_secret, webhook_url, scenario),
+                host=host, port=port, print=None)

@@ -1,0 +1,191 @@
+"""What the WhatsApp sandbox should do, and the Cloud API shapes it speaks (pure, no I/O).
+
+``SandboxScenario`` holds the knobs, ``planned_statuses`` the deterministic status sequence of
+a message, ``check_message`` validates a send request like the Graph API does, and the
+``*_event`` functions build webhook bodies shaped like Meta's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["SandboxScenario", "planned_statuses", "check_message", "status_event", "inbound_event",
+           "graph_error", "DEFAULT_TEMPLATES", "UNDELIVERABLE", "REENGAGEMENT"]
+
+DEFAULT_TEMPLATES = frozenset({"shipping_update", "order_confirmation", "abandoned_cart", "delivery_feedback",
+                               "back_in_stock", "reactivation", "birthday", "newsletter_welcome"})
+UNDELIVERABLE = "131026"
+REENGAGEMENT = "131047"
+UNDELIVERABLE_SUFFIX = "0026"  # numbers ending like this are never on WhatsApp, whatever the fail_rate
+ERROR_TITLES = {100: "Invalid parameter", 130429: "Rate limit hit", 131026: "Message undeliverable",
+                131047: "Re-engagement message", 132001: "Template name does not exist in the translation",
+                190: "Invalid OAuth access token"}
+
+
+@dataclass(frozen=True)
+class SandboxScenario:
+    """Behaviour knobs for the WhatsApp sandbox; the defaults look like a healthy real number.
+
+    fail_rate: fraction of numbers "not on WhatsApp": their messages end ``failed``/131026,
+        picked from a hash of the number so reruns agree (numbers ending 0026 always fail).
+    read_rate: fraction of delivered messages that are then read (hash of the wamid).
+    skip_delivered_when_read: report only ``read`` for read messages, as Meta does when a
+        message is delivered and read together.
+    rate_limit_per_second: sends per rolling second before 130429 (0 = unlimited).
+    window_seconds: the customer-service window opened by a customer's inbound message.
+    window_error_in_webhook: outside the window, accept the text and report ``failed``/131047
+        by webhook (what the real Cloud API does) instead of answering 400/131047.
+    approved_templates: template names that pass; others get 132001.
+    status_delay: seconds before each status webhook.
+    duplicate_webhooks / reorder_webhooks: send each status twice / in reverse order.
+    webhook_retries / webhook_retry_delay: extra attempts (exponential backoff) when the
+        receiver refuses the connection, times out or answers 5xx.
+    """
+
+    fail_rate: float = 0.02
+    read_rate: float = 0.6
+    skip_delivered_when_read: bool = False
+    rate_limit_per_second: int = 80
+    window_seconds: float = 24 * 3600
+    window_error_in_webhook: bool = False
+    approved_templates: frozenset[str] = field(default=DEFAULT_TEMPLATES)
+    status_delay: float = 0.5
+    duplicate_webhooks: bool = False
+    reorder_webhooks: bool = False
+    webhook_retries: int = 3
+    webhook_retry_delay: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.fail_rate <= 1.0 and 0.0 <= self.read_rate <= 1.0):
+            raise ValueError("fail_rate and read_rate must be within [0, 1]")
+        if self.rate_limit_per_second < 0 or self.webhook_retries < 0:
+            raise ValueError("rate_limit_per_second and webhook_retries must be >= 0")
+        if min(self.window_seconds, self.status_delay, self.webhook_retry_delay) < 0:
+            raise ValueError("durations must be >= 0")
+        object.__setattr__(self, "approved_templates", frozenset(self.approved_templates))
+
+
+def _draw(key: str) -> float:
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2**64
+
+
+def planned_statuses(to: str, wamid: str, scenario: SandboxScenario) -> list[tuple[str, str | None]]:
+    """The ``(status, error code)`` webhooks for an accepted message, in the order Meta would send them."""
+    if to.endswith(UNDELIVERABLE_SUFFIX) or _draw(to) < scenario.fail_rate:
+        return [("failed", UNDELIVERABLE)]
+    if _draw(wamid) >= scenario.read_rate:
+        return [("sent", None), ("delivered", None)]
+    if scenario.skip_delivered_when_read:
+        return [("sent", None), ("read", None)]
+    return [("sent", None), ("delivered", None), ("read", None)]
+
+
+def graph_error(code: int, details: str, subcode: int | None = None) -> dict[str, Any]:
+    """A Graph API error body; ``details`` never names the customer."""
+    error: dict[str, Any] = {"message": f"(#{code}) {ERROR_TITLES.get(code, 'Error')}", "type": "OAuthException",
+                             "code": code, "error_data": {"messaging_product": "whatsapp", "details": details},
+                             "fbtrace_id": "Sandbox" + hashlib.sha256(details.encode()).hexdigest()[:16]}
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    return {"error": error}
+
+
+def _is_text(value: Any, limit: int) -> bool:
+    return isinstance(value, str) and 0 < len(value.strip()) and len(value) <= limit
+
+
+def check_message(body: Any) -> str | None:
+    """Why ``body`` is not a valid Cloud API send request (for a 400 / code 100), or None."""
+    if not isinstance(body, Mapping) or body.get("messaging_product") != "whatsapp":
+        return "messaging_product must be whatsapp"
+    if body.get("recipient_type", "individual") != "individual":
+        return "recipient_type must be individual"
+    to = body.get("to")
+    if not isinstance(to, str) or not to.removeprefix("+").isdigit() or not 1 <= len(to.removeprefix("+")) <= 15:
+        return "to must be a phone number"
+    callback = body.get("biz_opaque_callback_data")
+    if callback is not None and (not isinstance(callback, str) or len(callback) > 512):
+        return "biz_opaque_callback_data must be a string of at most 512 characters"
+    kind, content = body.get("type", "text"), body.get(str(body.get("type", "text")))
+    if not isinstance(content, Mapping):
+        return f"{kind} object is required"
+    if kind == "text":
+        return None if _is_text(content.get("body"), 4096) else "text.body must be 1-4096 characters"
+    if kind == "template":
+        language = content.get("language")
+        if not _is_text(content.get("name"), 512) or not isinstance(language, Mapping) \
+                or not _is_text(language.get("code"), 16):
+            return "template needs a name and language.code"
+        components = content.get("components", [])
+        if not isinstance(components, list):
+            return "template components must be a list"
+        for component in components:
+            parameters = component.get("parameters", []) if isinstance(component, Mapping) else None
+            if not isinstance(parameters, list) or not all(
+                    isinstance(p, Mapping) and p.get("type") == "text" and isinstance(p.get("text"), str)
+                    for p in parameters):
+                return "template components must carry text parameters"
+        return None
+    if kind == "interactive":
+        action, text_body = content.get("action"), content.get("body")
+        text = text_body.get("text") if isinstance(text_body, Mapping) else None
+        buttons = action.get("buttons") if isinstance(action, Mapping) else None
+        if content.get("type") != "button" or not _is_text(text, 1024):
+            return "interactive needs type button and body.text of 1-1024 characters"
+        if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+            return "interactive needs 1-3 buttons"
+        replies = [b.get("reply") if isinstance(b, Mapping) and b.get("type") == "reply" else None for b in buttons]
+        if not all(isinstance(r, Mapping) and _is_text(r.get("id"), 256) and _is_text(r.get("title"), 20)
+                   for r in replies):
+            return "each button needs reply.id (1-256) and reply.title (1-20 characters)"
+        if len({r["id"] for r in replies}) != len(replies) or len({r["title"] for r in replies}) != len(replies):
+            return "button ids and titles must be unique"
+        return None
+    return f"unsupported message type {str(kind)[:20]!r}"
+
+
+def _envelope(waba_id: str, phone_number_id: str, display_number: str, value: dict[str, Any]) -> dict[str, Any]:
+    metadata = {"display_phone_number": display_number, "phone_number_id": phone_number_id}
+    return {"object": "whatsapp_business_account", "entry": [{"id": waba_id, "changes": [
+        {"value": {"messaging_product": "whatsapp", "metadata": metadata, **value}, "field": "messages"}]}]}
+
+
+def status_event(ids: tuple[str, str, str], *, wamid: str, status: str, recipient: str, timestamp: int,
+                 error_code: str | None = None, callback_data: str | None = None,
+                 category: str = "utility") -> dict[str, Any]:
+    """A status webhook body; ``ids`` is ``(waba_id, phone_number_id, display_phone_number)``."""
+    item: dict[str, Any] = {"id": wamid, "status": status, "timestamp": str(timestamp), "recipient_id": recipient}
+    if callback_data is not None:
+        item["biz_opaque_callback_data"] = callback_data
+    if error_code:
+        title = ERROR_TITLES.get(int(error_code), "Error")
+        item["errors"] = [{"code": int(error_code), "title": title, "message": title,
+                           "error_data": {"details": title + "."},
+                           "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"}]
+    elif status in ("sent", "delivered"):
+        item["conversation"] = {"id": hashlib.sha256(recipient.encode()).hexdigest()[:32],
+                                "expiration_timestamp": str(timestamp + 24 * 3600), "origin": {"type": category}}
+        item["pricing"] = {"billable": True, "pricing_model": "PMP", "category": category, "type": "regular"}
+    return _envelope(*ids, {"statuses": [item]})
+
+
+def inbound_event(ids: tuple[str, str, str], *, wamid: str, sender: str, timestamp: int, text: str | None = None,
+                  button_payload: str | None = None, button_reply_id: str | None = None,
+                  in_reply_to: str | None = None) -> dict[str, Any]:
+    """An inbound-message webhook body: a template quick reply (``button_payload``), an interactive
+    button reply (``button_reply_id``, titled ``text``) or a text message."""
+    message: dict[str, Any] = {"from": sender, "id": wamid, "timestamp": str(timestamp)}
+    if in_reply_to:
+        message["context"] = {"from": ids[2], "id": in_reply_to}
+    if button_payload is not None:
+        message.update(type="button", button={"payload": button_payload, "text": text or button_payload})
+    elif button_reply_id is not None:
+        reply = {"id": button_reply_id, "title": text or button_reply_id}
+        message.update(type="interactive", interactive={"type": "button_reply", "button_reply": reply})
+    else:
+        message.update(type="text", text={"body": text or ""})
+    contacts = [{"profile": {"name": "Sandbox Customer"}, "wa_id": sender}]
+    return _envelope(*ids, {"contacts": contacts, "messages": [message]})
