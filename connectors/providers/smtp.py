@@ -96,7 +96,10 @@ def build_message(request: EmailRequest, sender: str, domain: str, *, now: datet
 
 def _single_address(value: str, what: str) -> Address:
     """Exactly one ``local@domain`` address; an IDN domain becomes punycode (no SMTPUTF8 needed)."""
-    header = POLICY.header_factory("To", value)
+    try:
+        header = POLICY.header_factory("To", value)
+    except (ValueError, IndexError):  # the stdlib parser raises IndexError on "name@"
+        raise ValueError(f"{what} is not a single valid e-mail address") from None  # the cause quotes it
     addresses = header.addresses
     if header.defects or len(addresses) != 1 or not addresses[0].username or not addresses[0].domain:
         raise ValueError(f"{what} is not a single valid e-mail address")
@@ -105,8 +108,8 @@ def _single_address(value: str, what: str) -> Address:
         raise ValueError(f"{what} has a non-ASCII local part (SMTPUTF8 is not supported)")
     try:
         domain = address.domain.encode("idna").decode("ascii")
-    except UnicodeError as exc:
-        raise ValueError(f"{what} has an invalid domain") from exc
+    except UnicodeError:
+        raise ValueError(f"{what} has an invalid domain") from None
     return Address(display_name=address.display_name, username=address.username, domain=domain)
 
 

@@ -43,6 +43,7 @@ THROUGHPUT_CODE = 130429  # phone-number throughput (80 msg/s by default)
 # Graph/Cloud API codes, by what they mean for us. Anything else: decided by the HTTP status.
 TRANSIENT_CODES = frozenset({1, 2, 4, 80007, THROUGHPUT_CODE, PAIR_RATE_LIMIT_CODE, 131000, 131016, 133004})
 MISCONFIGURED_CODES = frozenset({0, 3, 10, 190, *range(200, 300), 131005, 131031, 133010})
+UNKNOWN_OBJECT = (100, 33)  # "Object with ID ... does not exist": a wrong phone_number_id
 _PHONE_LIKE = re.compile(r"\+?\d[\d\s().-]{4,}\d")
 _NOT_DIGITS = re.compile(r"[\s().+-]")
 
@@ -82,7 +83,7 @@ def _error_for_response(response: httpx.Response) -> Exception:
     if code in TRANSIENT_CODES or status == 429:
         return ProviderTransientError(message, provider=PROVIDER, code=code_text,
                                       retry_after=_retry_after_for(code, response))
-    if code in MISCONFIGURED_CODES or status in (401, 403):
+    if code in MISCONFIGURED_CODES or status in (401, 403) or (code, subcode) == UNKNOWN_OBJECT:
         return ProviderMisconfiguredError(message, provider=PROVIDER, code=code_text)
     if status >= 500:
         return ProviderTransientError(message, provider=PROVIDER, code=code_text,
