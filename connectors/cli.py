@@ -4,8 +4,8 @@
     switchboard broker start|stop|status the project's local Kafka (deploy/kafka/kafka.sh)
     switchboard topics create            create the catalog's topics
     switchboard worker                   the Faust decision worker
-    switchboard gateway sms              the SMS gateway (provider calls, receipts, /metrics)
-    switchboard sandbox twilio           a local Twilio-speaking SMS provider
+    switchboard gateway sms|email        a channel gateway (provider calls, receipts, /metrics)
+    switchboard sandbox twilio|smtp      a local provider: Twilio-speaking SMS, or an SMTP server
     switchboard produce TOPIC            JSON lines on stdin -> validated, Avro-encoded records
     switchboard simulate                 produce a realistic storefront (customers, consents, orders)
     switchboard sms-info --json          encoding and segments of a JSON array of texts on stdin
@@ -59,11 +59,17 @@ def _gateway(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    box = settings.sandbox
+    if args.provider == "smtp":
+        from connectors.sandbox import smtp
+
+        smtp.run(box.host, box.smtp_port, box.smtp_http_port)
+        return 0
     from connectors.sandbox.twilio import run
     from connectors.sandbox.twilio_scenario import SandboxScenario
 
     scenario = SandboxScenario(fail_rate=args.fail_rate, callback_delay=args.callback_delay)
-    run(settings.sandbox.host, args.port or settings.sandbox.port, account_sid=settings.sms.account_sid,
+    run(box.host, args.port or box.port, account_sid=settings.sms.account_sid,
         auth_token=settings.sms.auth_token.get_secret_value(), scenario=scenario)
     return 0
 
@@ -141,10 +147,10 @@ def parser() -> argparse.ArgumentParser:
     worker.add_argument("--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"])
     worker.set_defaults(func=_worker)
     gateway = sub.add_parser("gateway", help="a channel gateway")
-    gateway.add_argument("channel", choices=["sms"])
+    gateway.add_argument("channel", choices=["sms", "email"])
     gateway.set_defaults(func=_gateway)
     sandbox = sub.add_parser("sandbox", help="a local provider sandbox")
-    sandbox.add_argument("provider", choices=["twilio"])
+    sandbox.add_argument("provider", choices=["twilio", "smtp"])
     sandbox.add_argument("--port", type=int, default=0)
     sandbox.add_argument("--fail-rate", type=float, default=0.05)
     sandbox.add_argument("--callback-delay", type=float, default=0.2)

@@ -35,7 +35,7 @@ class GatewaySettings(BaseModel):
     max_attempts: int = Field(5, ge=1, description="Provider calls per message for errors that never reached it.")
     webhook_host: str = "127.0.0.1"
     webhook_port: int = Field(description="Provider webhooks, /metrics and /health.")
-    public_base_url: str = Field(description="How the provider reaches our webhooks (the URL it signs).")
+    public_base_url: str = Field("", description="How the provider reaches our webhooks (the URL it signs).")
 
 
 class SmsGatewaySettings(GatewaySettings):
@@ -49,9 +49,25 @@ class SmsGatewaySettings(GatewaySettings):
     from_number: str = "+15005550006"
 
 
+class EmailGatewaySettings(GatewaySettings):
+    group_id: str = "switchboard-gateway-email"
+    webhook_port: int = Field(8094, description="/metrics and /health (SMTP answers synchronously: no webhooks).")
+    provider: str = "smtp"
+    host: str = Field("127.0.0.1", description="SMTP server; the sandbox by default.")
+    port: int = 1025
+    username: str | None = None
+    password: SecretStr | None = None
+    use_tls: bool = False
+    start_tls: bool = False
+    sender: str = "Switchboard Shop <shop@example.com>"
+    domain: str = Field("switchboard.local", description="Right-hand side of the deterministic Message-ID.")
+
+
 class SandboxSettings(BaseModel):
     host: str = "127.0.0.1"
-    port: int = 8099
+    port: int = Field(8099, description="Twilio-speaking SMS sandbox.")
+    smtp_port: int = Field(1025, description="SMTP sandbox.")
+    smtp_http_port: int = Field(8093, description="SMTP sandbox's inspection API.")
 
 
 class Settings(BaseSettings):
@@ -60,6 +76,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     worker: WorkerSettings = WorkerSettings()
     sms: SmsGatewaySettings = SmsGatewaySettings()
+    email: EmailGatewaySettings = EmailGatewaySettings()
     sandbox: SandboxSettings = SandboxSettings()
 
     def redacted(self) -> dict:

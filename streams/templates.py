@@ -6,6 +6,7 @@ Every template is compiled when this module loads, so a broken template fails at
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 from jinja2 import StrictUndefined, TemplateSyntaxError
@@ -138,6 +139,17 @@ def whatsapp_template(template: str, locale: str, variables: dict[str, str]) -> 
         raise TemplateError(f"{template}: WhatsApp parameters missing: {', '.join(missing)}")
     return WhatsAppTemplateRef(name=template, language=resolve_locale(template, locale), category=category,
                                parameters=[variables[n] for n in names])
+
+
+_RTL = {"he", "ar", "fa", "yi"}
+
+
+def email_html(text: str, locale: str) -> str:
+    """The HTML part of an e-mail from its text: escaped, paragraphs kept, right-to-left where the language is."""
+    paragraphs = [html.escape(p).replace("\n", "<br>\n") for p in text.strip().split("\n\n")]
+    direction = "rtl" if locale.split("-")[0].lower() in _RTL else "ltr"
+    body = "\n".join(f"<p>{p}</p>" for p in paragraphs)
+    return f'<!doctype html>\n<html lang="{html.escape(locale)}" dir="{direction}"><body>\n{body}\n</body></html>\n'
 
 
 def _self_check() -> None:

@@ -40,6 +40,9 @@ def make_settings(kafka_bootstrap: str, state_dir: Path) -> Settings:
     s.sms.public_base_url = f"http://127.0.0.1:{s.sms.webhook_port}"
     s.sandbox.port = free_port()
     s.sms.api_base_url = f"http://127.0.0.1:{s.sandbox.port}"
+    s.email.webhook_port = free_port()
+    s.sandbox.smtp_port = s.email.port = free_port()
+    s.sandbox.smtp_http_port = free_port()
     return s
 
 
@@ -56,6 +59,10 @@ def env_of(settings: Settings) -> dict[str, str]:
         "SWITCHBOARD_SMS__PUBLIC_BASE_URL": s.sms.public_base_url,
         "SWITCHBOARD_SMS__API_BASE_URL": s.sms.api_base_url,
         "SWITCHBOARD_SANDBOX__PORT": str(s.sandbox.port),
+        "SWITCHBOARD_EMAIL__WEBHOOK_PORT": str(s.email.webhook_port),
+        "SWITCHBOARD_EMAIL__PORT": str(s.email.port),
+        "SWITCHBOARD_SANDBOX__SMTP_PORT": str(s.sandbox.smtp_port),
+        "SWITCHBOARD_SANDBOX__SMTP_HTTP_PORT": str(s.sandbox.smtp_http_port),
     }
 
 

@@ -13,8 +13,13 @@ from schemas.codec import codec_for
 from schemas.messages import MessageOutcome, OutcomeStatus, SendCommand
 from schemas.types import Channel
 
-FINAL_SMS = {OutcomeStatus.DELIVERED, OutcomeStatus.UNDELIVERED, OutcomeStatus.FAILED, OutcomeStatus.AMBIGUOUS,
-             OutcomeStatus.READ}
+# When a message needs nothing more, per channel: SMS waits for its delivery receipt; SMTP has none, so an
+# e-mail is settled once the server accepted it; WhatsApp has no gateway yet, so its command is the end.
+SETTLED = {
+    Channel.SMS: {OutcomeStatus.DELIVERED, OutcomeStatus.UNDELIVERED, OutcomeStatus.FAILED, OutcomeStatus.AMBIGUOUS,
+                  OutcomeStatus.READ, OutcomeStatus.SUPPRESSED},
+    Channel.EMAIL: {OutcomeStatus.SENT, OutcomeStatus.FAILED, OutcomeStatus.AMBIGUOUS, OutcomeStatus.SUPPRESSED},
+}
 
 
 @dataclass
@@ -69,14 +74,14 @@ class Watcher:
                 t.suppressions[outcome.reason] += 1
                 t.decided.add(outcome.message_id)
                 t.settled.add(outcome.message_id)
-            elif outcome.status in FINAL_SMS:
+            elif outcome.channel in SETTLED and outcome.status in SETTLED[Channel(outcome.channel)]:
                 t.settled.add(outcome.message_id)
         else:
             command = codec_for(SendCommand).decode(record.value)
             t.commands[command.channel] += 1
             t.decided.add(command.message_id)
             t.latencies_ms.append(record.timestamp - command.trigger_received_at.timestamp() * 1000)
-            if command.channel != Channel.SMS:  # no gateway for these channels yet: the command is the end
+            if command.channel not in SETTLED:
                 t.settled.add(command.message_id)
 
     def close(self) -> None:

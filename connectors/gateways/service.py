@@ -11,7 +11,9 @@ from aiohttp import web
 from connectors.gateways.gateway import Gateway, Sender
 from connectors.gateways.http import create_http_app
 from connectors.gateways.kafka_io import AiokafkaPublisher, make_producer
+from connectors.gateways.email import EmailSender
 from connectors.gateways.sms import SmsSender, twilio_status_route
+from connectors.providers.smtp import SmtpEmailProvider
 from connectors.providers.registry import build_sms_provider
 from schemas.catalog import TopicNames
 from schemas.types import Channel
@@ -31,6 +33,12 @@ def _channel_parts(channel: Channel, settings: Settings, outcomes: OutcomeWriter
             provider = build_sms_provider(sms.provider, account_sid=sms.account_sid, auth_token=sms.auth_token,
                                           from_number=sms.from_number, base_url=sms.api_base_url)
             return sms, SmsSender(provider, sms.public_base_url), [twilio_status_route(sms, outcomes, clock, metrics)]
+        case Channel.EMAIL:
+            email = settings.email
+            provider = SmtpEmailProvider(email.host, email.port, sender=email.sender, username=email.username,
+                                         password=email.password, use_tls=email.use_tls, start_tls=email.start_tls,
+                                         domain=email.domain)
+            return email, EmailSender(provider), []
         case _:
             raise NotImplementedError(f"no {channel.value} gateway yet")
 

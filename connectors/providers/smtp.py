@@ -25,8 +25,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from email import policy
-from email.headerregistry import Address
+from email.headerregistry import Address, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage, MIMEPart
+from email.policy import Policy
 from typing import Literal
 
 import aiosmtplib
@@ -48,14 +49,29 @@ logger = logging.getLogger(__name__)
 
 PROVIDER = "smtp"
 Stage = Literal["connect", "auth", "mail", "rcpt", "data"]
+
+
+class _VerbatimHeader(UnstructuredHeader):
+    """A header machines read back byte for byte: the List-Unsubscribe URL. The stdlib would fold a
+    URL longer than ~57 characters into RFC 2047 encoded-words, which mailbox providers do not
+    decode there, so one-click unsubscribe would silently break. Emitted as is (ASCII, < 998)."""
+
+    def fold(self, *, policy: Policy) -> str:
+        return f"{self.name}: {self}{policy.linesep}"
+
+
+_HEADERS = HeaderRegistry()  # our own: a clone of policy.SMTP would share (and we'd mutate) the global one
+_HEADERS.map_to_type("list-unsubscribe", _VerbatimHeader)
 # policy.SMTP (CRLF line endings) but 7-bit clean: non-ASCII bodies become quoted-printable or
 # base64 and headers RFC 2047 encoded-words, so no server needs 8BITMIME or SMTPUTF8.
-POLICY = policy.SMTP.clone(cte_type="7bit")
+POLICY = policy.SMTP.clone(cte_type="7bit", header_factory=_HEADERS)
 ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058
 _AUTH_CODES = frozenset({530, 534, 535, 538})  # auth required / too weak / invalid / encryption required
 _SIZE_EXCEEDED = 552
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:[!-;=?-~]{1,900}$")  # printable ASCII, no space, '<' or '>'
 _DOT_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
 _EMAIL_LIKE = re.compile(r"[^\s<>()\[\]:;,\"']+@[^\s<>()\[\]:;,\"']+")
 
 
@@ -83,8 +99,12 @@ def build_message(request: EmailRequest, sender: str, domain: str, *, now: datet
     message["Message-ID"] = message_id_header(request.message_id, domain)
     message["X-Switchboard-Message-Id"] = request.message_id
     if request.list_unsubscribe:
-        message["List-Unsubscribe"] = f"<{request.list_unsubscribe}>"
-        message["List-Unsubscribe-Post"] = ONE_CLICK
+        url = request.list_unsubscribe
+        if not _URL.match(url):
+            raise ValueError("list_unsubscribe must be an ASCII URL without spaces or angle brackets")
+        message["List-Unsubscribe"] = f"<{url}>"
+        if url.lower().startswith("https://"):  # RFC 8058 one-click needs an HTTPS URI to POST to
+            message["List-Unsubscribe-Post"] = ONE_CLICK
     message.set_content(request.text)
     if request.html is not None:
         message.make_alternative()
@@ -196,7 +216,8 @@ class SmtpEmailProvider:
         problem = (
             "smtp needs host and sender" if not host or not sender
             else "smtp use_tls and start_tls exclude each other" if use_tls and start_tls
-            else "smtp username and password go together" if bool(username) != bool(secret and secret.get_secret_value())
+            else "smtp username and password go together"
+            if bool(username) != bool(secret and secret.get_secret_value())
             else "smtp domain must be a hostname" if not _HOSTNAME.match(domain)
             else None
         )
@@ -229,7 +250,8 @@ class SmtpEmailProvider:
             logger.warning("smtp outcome unknown message_id=%s: the server may have accepted it",
                            request.message_id)
             raise
-        receipt = ProviderReceipt(provider=PROVIDER, provider_message_id=str(message["Message-ID"]), status="accepted")
+        receipt = ProviderReceipt(provider=PROVIDER, provider_message_id=str(message["Message-ID"]),
+                                  status="accepted")
         logger.info("smtp accepted message_id=%s", request.message_id)
         return receipt
 

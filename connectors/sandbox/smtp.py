@@ -27,7 +27,7 @@ from typing import Any
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-__all__ = ["SmtpSandboxScenario", "RunningSmtpSandbox", "serve", "run", "create_app", "recipient_reply",
+__all__ = ["SmtpSandboxScenario", "RunningSmtpSandbox", "serve", "run", "recipient_reply",
            "DEFAULT_USERNAME", "DEFAULT_PASSWORD"]
 
 logger = logging.getLogger(__name__)
@@ -98,7 +98,6 @@ class _State:
     scenario: SmtpSandboxScenario
     messages: list[dict[str, Any]] = field(default_factory=list)
     stats: Counter[str] = field(default_factory=Counter)
-    data_seen: int = 0
 
 
 STATE = web.AppKey("smtp_sandbox_state", _State)
@@ -142,9 +141,8 @@ class _Handler:
         stored = _stored_message(envelope)
         state.messages.append(stored)
         state.stats["received"] += 1
-        state.data_seen += 1
         every = state.scenario.drop_after_data_every
-        if every and state.data_seen % every == 0 and server.transport is not None:
+        if every and state.stats["received"] % every == 0 and server.transport is not None:
             state.stats["dropped"] += 1
             logger.info("smtp sandbox dropped the connection after DATA message_id=%s", stored["message_id"])
             server.transport.close()
@@ -209,11 +207,10 @@ async def _reset(request: web.Request) -> web.Response:
     state = request.app[STATE]
     state.messages.clear()
     state.stats.clear()
-    state.data_seen = 0
     return web.json_response({"reset": True})
 
 
-def create_app(state: _State) -> web.Application:
+def _create_app(state: _State) -> web.Application:
     """The inspection API over ``state`` as an aiohttp application."""
     app = web.Application()
     app[STATE] = state
@@ -269,7 +266,7 @@ async def serve(host: str = "127.0.0.1", smtp_port: int = 0, http_port: int = 0,
     loop = asyncio.get_running_loop()
     sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
     server = await loop.create_server(_smtp_factory(state, loop, sessions), host, smtp_port)
-    runner = web.AppRunner(create_app(state), access_log=None)
+    runner = web.AppRunner(_create_app(state), access_log=None)
     try:
         await runner.setup()
         await web.TCPSite(runner, host, http_port).start()

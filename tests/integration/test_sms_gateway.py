@@ -4,86 +4,43 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
 
 import httpx
 import pytest
 
-from connectors.gateways.service import run_gateway
 from connectors.sandbox.twilio import SandboxScenario, serve
 from connectors.webhooks.twilio_signature import compute_signature
-from schemas.catalog import MESSAGE_OUTCOMES, TopicNames, commands_topic, dlq_topic, ledger_topic
+from schemas.catalog import TopicNames, commands_topic, dlq_topic, ledger_topic
 from schemas.codec import encode
 from schemas.dead_letter import DeadLetter
-from schemas.messages import LedgerState, MessageOutcome, OutcomeReason, SendCommand, SendLedgerEntry
+from schemas.messages import LedgerState, OutcomeReason, SendLedgerEntry
 from schemas.types import Channel
-from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.topics import create_topics
 from tests import factories as f
-from tests.support import consume_until, http_ok, produce, wait_until
+from tests.gateways import Harness, statuses
+from tests.gateways import run as run_gateway_scenario
+from tests.support import consume_until, produce
 
 pytestmark = pytest.mark.integration
 
-Scenario = Callable[["Harness"], Awaitable[None]]
+
+@asynccontextmanager
+async def twilio_sandbox(settings: Settings, scenario: SandboxScenario | None = None) -> AsyncIterator[str]:
+    running = await serve("127.0.0.1", settings.sandbox.port, account_sid=settings.sms.account_sid,
+                          auth_token=settings.sms.auth_token.get_secret_value(),
+                          scenario=scenario or SandboxScenario(fail_rate=0.0, callback_delay=0.05))
+    try:
+        yield running.base_url
+    finally:
+        await running.aclose()
 
 
-class Harness:
-    """A sandbox and a gateway (restartable) running in this event loop, on topics of the test's own."""
-
-    def __init__(self, settings: Settings, scenario: SandboxScenario) -> None:
-        self.settings, self.scenario = settings, scenario
-        self.names = TopicNames(settings.kafka.topic_prefix)
-        self.metrics = Metrics(registry=__import__("prometheus_client").CollectorRegistry())
-        self._stop: asyncio.Event | None = None
-        self._task: asyncio.Task | None = None
-
-    async def start_gateway(self) -> None:
-        self._stop = asyncio.Event()
-        self._task = asyncio.create_task(run_gateway(Channel.SMS, self.settings, self._stop, metrics=self.metrics))
-        health = f"{self.settings.sms.public_base_url}/health"
-        await asyncio.to_thread(wait_until, lambda: http_ok(health) or self._task.done(), 30, "gateway up")
-
-    async def stop_gateway(self) -> None:
-        assert self._stop and self._task
-        self._stop.set()
-        await self._task
-
-    async def send(self, *commands: SendCommand | bytes) -> None:
-        records = [(b"k", c) if isinstance(c, bytes) else (c.customer_id.encode(), encode(c)) for c in commands]
-        await asyncio.to_thread(produce, self.settings.kafka.bootstrap_servers,
-                                self.names(commands_topic(Channel.SMS)), records)
-
-    async def outcomes(self, done: Callable[[list[MessageOutcome]], bool]) -> list[MessageOutcome]:
-        records = await asyncio.to_thread(consume_until, self.settings.kafka.bootstrap_servers,
-                                          self.names(MESSAGE_OUTCOMES), lambda seen: done([o for _, o in seen]),
-                                          60.0, MessageOutcome)
-        return [o for _, o in records]
-
-    async def sandbox_messages(self) -> list[dict]:
-        async with httpx.AsyncClient() as client:
-            return (await client.get(f"{self.settings.sms.api_base_url}/_sandbox/messages")).json()
-
-
-def run(settings: Settings, scenario: Scenario, sandbox: SandboxScenario | None = None) -> None:
-    create_topics(settings)
-
-    async def main() -> None:
-        harness = Harness(settings, sandbox or SandboxScenario(fail_rate=0.0, callback_delay=0.05))
-        running = await serve("127.0.0.1", settings.sandbox.port, account_sid=settings.sms.account_sid,
-                              auth_token=settings.sms.auth_token.get_secret_value(), scenario=harness.scenario)
-        await harness.start_gateway()
-        try:
-            await scenario(harness)
-        finally:
-            await harness.stop_gateway()
-            await running.aclose()
-
-    asyncio.run(main())
-
-
-def statuses(outcomes: list[MessageOutcome], message_id: str) -> list[str]:
-    return [o.status for o in outcomes if o.message_id == message_id]
+def run(settings: Settings, scenario, sandbox: SandboxScenario | None = None) -> None:
+    run_gateway_scenario(Channel.SMS, settings, partial(twilio_sandbox, scenario=sandbox), scenario)
 
 
 def test_command_is_sent_once_and_its_receipts_become_outcomes(settings: Settings) -> None:

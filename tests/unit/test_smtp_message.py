@@ -141,6 +141,31 @@ def test_list_unsubscribe_headers_are_set_for_one_click_unsubscribe():
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
+def test_a_long_unsubscribe_url_stays_verbatim_on_the_wire_not_rfc2047_encoded():
+    url = "https://sklep.example/unsubscribe?list=newsletter&token=" + "Zm9vYmFy" * 30
+    raw = build(with_(list_unsubscribe=url)).as_bytes()
+    assert f"List-Unsubscribe: <{url}>\r\n".encode() in raw
+    assert reparse(build(with_(list_unsubscribe=url)))["List-Unsubscribe"] == f"<{url}>"
+
+
+def test_a_mailto_unsubscribe_gets_no_one_click_post_header():
+    parsed = reparse(build(with_(list_unsubscribe="mailto:unsubscribe@sklep.example?subject=stop")))
+    assert parsed["List-Unsubscribe"] == "<mailto:unsubscribe@sklep.example?subject=stop>"
+    assert "List-Unsubscribe-Post" not in parsed
+
+
+@pytest.mark.parametrize("url", ["https://x.example/u?a=<b>", "https://x.example/a b", "not a url",
+                                 "https://x.example/" + "a" * 1000, "https://żółw.pl/u"])
+def test_an_unsubscribe_url_that_cannot_go_verbatim_into_the_header_is_refused(url):
+    with pytest.raises(ValueError, match="list_unsubscribe"):
+        build(with_(list_unsubscribe=url))
+
+
+def test_building_does_not_change_the_stdlib_default_policy():
+    build()
+    assert type(policy.default.header_factory("List-Unsubscribe", "<x>")).__name__ == "_UnstructuredHeader"
+
+
 @pytest.mark.parametrize("value", [None, ""])
 def test_no_list_unsubscribe_headers_without_an_unsubscribe_url(value):
     parsed = reparse(build(with_(list_unsubscribe=value)))
