@@ -95,8 +95,9 @@ class AvroCodec(Generic[M]):
         buf = io.BytesIO()
         try:
             fastavro.schemaless_writer(buf, self.schema, record.model_dump())
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise EncodeError(f"{self.model.__name__}: {exc}") from exc
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            # fastavro's message quotes the offending values, which may be personal data: name the type only.
+            raise EncodeError(f"{self.model.__name__}: does not fit its schema ({type(exc).__name__})") from exc
         return self.framing.frame(buf.getvalue())
 
     def decode(self, data: bytes | None) -> M:

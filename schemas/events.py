@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field, model_validator
 
-from schemas.types import Record, Timestamp
+from schemas.types import INT_MAX, LONG_MAX, Record, Timestamp
 
 
 class EventType(StrEnum):
@@ -24,13 +24,13 @@ class EventType(StrEnum):
 class LineItem(Record):
     sku: str = Field(min_length=1)
     name: str
-    quantity: int = Field(ge=1)
-    unit_price_minor: int = Field(ge=0)
+    quantity: int = Field(ge=1, le=INT_MAX)
+    unit_price_minor: int = Field(ge=0, le=LONG_MAX)
 
 
 class Order(Record):
     order_id: str = Field(min_length=1)
-    total_minor: int = Field(ge=0)
+    total_minor: int = Field(ge=0, le=LONG_MAX)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     order_url: str | None = None
     tracking_url: str | None = None
@@ -41,7 +41,7 @@ class Order(Record):
 class Cart(Record):
     cart_id: str = Field(min_length=1)
     cart_url: str
-    total_minor: int = Field(ge=0)
+    total_minor: int = Field(ge=0, le=LONG_MAX)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     items: list[LineItem] = []
 

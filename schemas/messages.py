@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from schemas.types import Channel, Purpose, Record, Timestamp
+from schemas.types import INT_MAX, LONG_MAX, Channel, Purpose, Record, Timestamp
 
 
 class MessageIntent(Record):
@@ -25,9 +25,9 @@ class MessageIntent(Record):
 
 class SmsSegments(Record):
     encoding: str
-    segments: int = Field(ge=1)
-    units: int = Field(ge=0)
-    cost_micros: int = Field(ge=0)
+    segments: int = Field(ge=1, le=INT_MAX)
+    units: int = Field(ge=0, le=INT_MAX)
+    cost_micros: int = Field(ge=0, le=LONG_MAX)
     currency: str
 
 

@@ -17,6 +17,9 @@ def _to_millis(value: dt.datetime) -> dt.datetime:
 
 Timestamp = Annotated[AwareDatetime, AfterValidator(_to_millis)]
 
+INT_MAX = 2**31 - 1  # Avro int
+LONG_MAX = 2**63 - 1  # Avro long
+
 
 class Record(BaseModel):
     """Base of every model mirrored by an ``.avsc`` file."""

@@ -7,10 +7,14 @@ opt-in can never undo a newer opt-out.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from schemas.customers import ConsentChange, ConsentState
 from schemas.types import Channel, Purpose
 
 ConsentMap = dict[str, dict]
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def _slot(channel: Channel | str, purpose: Purpose | str) -> str:
@@ -21,7 +25,7 @@ def fold(state: ConsentMap | None, change: ConsentChange) -> ConsentMap:
     """The state after ``change``; the input is not modified."""
     current = dict(state or {})
     slot = _slot(change.channel, change.purpose)
-    at = int(change.occurred_at.timestamp() * 1000)
+    at = (change.occurred_at - _EPOCH) // dt.timedelta(milliseconds=1)  # exact: float seconds can lose a ms
     recorded = current.get(slot)
     if recorded is not None and recorded["at"] > at:
         return current

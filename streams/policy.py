@@ -63,8 +63,8 @@ def _consent_blocks(state: ConsentState, purpose: Purpose) -> OutcomeReason | No
 
 def candidate_channels(intent: MessageIntent, profile: CustomerProfile) -> list[Channel]:
     """The template's channels, ordered by the customer's preference (unlisted ones after, in template order)."""
-    allowed = [Channel(c) for c in intent.channels]
-    preferred = [Channel(c) for c in profile.channel_preferences if Channel(c) in allowed]
+    allowed = list(dict.fromkeys(Channel(c) for c in intent.channels))  # dict keeps order, drops repeats
+    preferred = list(dict.fromkeys(Channel(c) for c in profile.channel_preferences if Channel(c) in allowed))
     return preferred + [c for c in allowed if c not in preferred]
 
 

@@ -32,12 +32,12 @@ _SOURCES: dict[str, dict[str, dict[Channel, tuple[str | None, str]]]] = {
     "shipping_update": {
         "en": {
             Channel.SMS: (None, _HI["en"] + ", your order #{{ order_id }} is on its way"
-                          "{% if carrier %} with {{ carrier }}{% endif %}. Track it: {{ tracking_url }}"),
+                          "{% if carrier is defined and carrier %} with {{ carrier }}{% endif %}. Track it: {{ tracking_url }}"),
             Channel.WHATSAPP: (None, _HI["en"] + "! Your order #{{ order_id }} has shipped"
-                               "{% if carrier %} with {{ carrier }}{% endif %}. Track your parcel: {{ tracking_url }}"),
+                               "{% if carrier is defined and carrier %} with {{ carrier }}{% endif %}. Track your parcel: {{ tracking_url }}"),
             Channel.EMAIL: ("Your order #{{ order_id }} is on its way",
                             _HI["en"] + ",\n\nGood news: order #{{ order_id }} has shipped"
-                            "{% if carrier %} with {{ carrier }}{% endif %}.\nTrack it here: {{ tracking_url }}\n"),
+                            "{% if carrier is defined and carrier %} with {{ carrier }}{% endif %}.\nTrack it here: {{ tracking_url }}\n"),
         },
         "he": {
             Channel.SMS: (None, _HI["he"] + ", ההזמנה #{{ order_id }} נשלחה! עקוב אחר החבילה: {{ tracking_url }}"),
@@ -141,6 +141,9 @@ def whatsapp_template(template: str, locale: str, variables: dict[str, str]) -> 
                                parameters=[variables[n] for n in names])
 
 
+# Variables a template cannot do without; the others are optional and the texts must cope without them.
+_REQUIRED: dict[str, set[str]] = {"shipping_update": {"first_name", "order_id", "tracking_url"}}
+
 _RTL = {"he", "ar", "fa", "yi"}
 
 
@@ -159,6 +162,7 @@ def _self_check() -> None:
         for loc, chans in locales.items():
             for ch in chans:
                 render(name, loc, ch, sample)
+                render(name, loc, ch, {k: v for k, v in sample.items() if k in _REQUIRED.get(name, sample)})
         if Channel.WHATSAPP in locales[DEFAULT_LOCALE]:
             whatsapp_template(name, DEFAULT_LOCALE, sample)
 

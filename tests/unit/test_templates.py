@@ -1,0 +1,101 @@
+"""Specs for streams.templates: per-locale texts, rendered in a sandboxed, strict Jinja2 environment."""
+
+from __future__ import annotations
+
+import pytest
+from jinja2.exceptions import SecurityError
+
+from schemas.types import Channel
+from streams import templates
+from streams.errors import TemplateError, UnknownTemplateError
+from streams.templates import render, resolve_locale, template_names
+
+LOCALES = ["en", "he", "nl", "pl", "be"]
+VARIABLES = {"first_name": "Ana", "order_id": "1001", "carrier": "InPost", "tracking_url": "https://t.example/1"}
+EVERY_TEXT = [(name, locale, channel) for name in template_names() for locale in LOCALES for channel in Channel]
+GREETING = {"en": "Hi", "he": "שלום", "nl": "Hallo", "pl": "Cześć", "be": "Прывітанне"}
+
+
+def test_there_is_at_least_the_shipping_update():
+    assert "shipping_update" in template_names()
+
+
+@pytest.mark.parametrize("name, locale, channel", EVERY_TEXT)
+def test_every_template_renders_in_every_locale_and_channel(name, locale, channel):
+    rendered = render(name, locale, channel, VARIABLES)
+    assert rendered.locale == locale
+    assert rendered.body.startswith(GREETING[locale]) and "Ana" in rendered.body
+    assert "1001" in rendered.body and "https://t.example/1" in rendered.body
+    assert "{{" not in rendered.body and "{%" not in rendered.body
+    assert rendered.body == rendered.body.strip()
+    if channel == Channel.EMAIL:
+        assert rendered.subject and "1001" in rendered.subject
+    else:
+        assert rendered.subject is None
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_an_empty_first_name_drops_the_name_from_the_greeting(locale):
+    body = render("shipping_update", locale, Channel.SMS, {**VARIABLES, "first_name": ""}).body
+    assert body.startswith(GREETING[locale]) and "Ana" not in body and "  " not in body
+
+
+@pytest.mark.parametrize("locale", [
+    "en",
+    *LOCALES[1:],
+])
+@pytest.mark.parametrize("channel", list(Channel))
+def test_the_carrier_is_optional(locale, channel):
+    variables = {k: v for k, v in VARIABLES.items() if k != "carrier"}
+    assert "InPost" not in render("shipping_update", locale, channel, variables).body
+
+
+def test_the_english_texts_name_the_carrier_when_given():
+    for channel in Channel:
+        assert "with InPost" in render("shipping_update", "en", channel, VARIABLES).body
+
+
+@pytest.mark.parametrize("asked, resolved", [
+    ("pl", "pl"), ("pl-PL", "pl"), ("PL", "pl"), ("he-IL", "he"), ("nl-BE", "nl"), ("be-BY", "be"),
+    ("en-GB", "en"), ("xx", "en"), ("xx-YY", "en"), ("", "en"),
+])
+def test_a_locale_resolves_to_its_language_else_english(asked, resolved):
+    assert resolve_locale("shipping_update", asked) == resolved
+    assert render("shipping_update", asked, Channel.SMS, VARIABLES).locale == resolved
+
+
+def test_an_unknown_template_is_an_unknown_template_error():
+    with pytest.raises(UnknownTemplateError):
+        render("no_such_template", "en", Channel.SMS, VARIABLES)
+    assert issubclass(UnknownTemplateError, TemplateError)
+
+
+@pytest.mark.parametrize("missing", ["order_id", "tracking_url"])
+def test_a_missing_variable_is_a_template_error(missing):
+    variables = {k: v for k, v in VARIABLES.items() if k != missing}
+    with pytest.raises(TemplateError, match=missing):
+        render("shipping_update", "pl", Channel.SMS, variables)
+
+
+def test_the_environment_is_sandboxed():
+    hostile = templates._ENV.from_string("{{ ''.__class__.__mro__[1].__subclasses__() }}")
+    with pytest.raises(SecurityError):
+        hostile.render()
+
+
+def test_the_environment_refuses_to_mutate_values():
+    with pytest.raises(SecurityError):
+        templates._ENV.from_string("{{ items.append(1) }}").render(items=[])
+
+
+def test_variable_values_are_data_never_template_code():
+    values = {**VARIABLES, "first_name": "{{ 7*7 }}", "order_id": "{% for x in range(3) %}x{% endfor %}"}
+    for channel in Channel:
+        body = render("shipping_update", "en", channel, values).body
+        assert "{{ 7*7 }}" in body and "49" not in body
+        assert "{% for x in range(3) %}x{% endfor %}" in body and "xxx" not in body
+
+
+def test_values_are_not_html_escaped():
+    body = render("shipping_update", "en", Channel.EMAIL, {**VARIABLES, "first_name": "Tom & <Jerry>"}).body
+    assert "Tom & <Jerry>" in body
