@@ -4,8 +4,8 @@
     switchboard broker start|stop|status the project's local Kafka (deploy/kafka/kafka.sh)
     switchboard topics create            create the catalog's topics
     switchboard worker                   the Faust decision worker
-    switchboard gateway sms|email        a channel gateway (provider calls, receipts, /metrics)
-    switchboard sandbox twilio|smtp      a local provider: Twilio-speaking SMS, or an SMTP server
+    switchboard gateway CHANNEL          a channel gateway: sms, whatsapp or email (provider calls, receipts, /metrics)
+    switchboard sandbox PROVIDER         a local provider: twilio (SMS), whatsapp (Cloud API) or smtp
     switchboard produce TOPIC            JSON lines on stdin -> validated, Avro-encoded records
     switchboard simulate                 produce a realistic storefront (customers, consents, orders)
     switchboard sms-info --json          encoding and segments of a JSON array of texts on stdin
@@ -64,6 +64,15 @@ def _sandbox(args: argparse.Namespace, settings: Settings) -> int:
         from connectors.sandbox import smtp
 
         smtp.run(box.host, box.smtp_port, box.smtp_http_port)
+        return 0
+    if args.provider == "whatsapp":
+        from connectors.sandbox import whatsapp
+
+        wa = settings.whatsapp
+        whatsapp.run(box.host, box.whatsapp_port, phone_number_id=wa.phone_number_id,
+                     access_token=wa.access_token.get_secret_value(), app_secret=wa.app_secret.get_secret_value(),
+                     webhook_url=wa.public_base_url.rstrip("/") + "/webhooks/whatsapp",
+                     scenario=whatsapp.SandboxScenario(fail_rate=args.fail_rate, status_delay=args.callback_delay))
         return 0
     from connectors.sandbox.twilio import run
     from connectors.sandbox.twilio_scenario import SandboxScenario
@@ -147,10 +156,10 @@ def parser() -> argparse.ArgumentParser:
     worker.add_argument("--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"])
     worker.set_defaults(func=_worker)
     gateway = sub.add_parser("gateway", help="a channel gateway")
-    gateway.add_argument("channel", choices=["sms", "email"])
+    gateway.add_argument("channel", choices=["sms", "whatsapp", "email"])
     gateway.set_defaults(func=_gateway)
     sandbox = sub.add_parser("sandbox", help="a local provider sandbox")
-    sandbox.add_argument("provider", choices=["twilio", "smtp"])
+    sandbox.add_argument("provider", choices=["twilio", "whatsapp", "smtp"])
     sandbox.add_argument("--port", type=int, default=0)
     sandbox.add_argument("--fail-rate", type=float, default=0.05)
     sandbox.add_argument("--callback-delay", type=float, default=0.2)

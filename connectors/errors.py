@@ -12,6 +12,7 @@ exactly once, at the boundary, with ``raise ... from exc``::
      ├── UnknownProviderError(name)                 no provider registered under that name (also a LookupError)
      ├── SignatureError                             webhook signature missing or invalid
      ├── WebhookPayloadError                        malformed webhook payload (also a ValueError)
+     │    └── UnknownSenderError                    an inbound message from a number we cannot place
      └── InvalidEventError(errors)                  producer-side event validation
 
 Messages never contain phone numbers, message bodies or secrets.
@@ -31,6 +32,7 @@ __all__ = [
     "UnknownProviderError",
     "SignatureError",
     "WebhookPayloadError",
+    "UnknownSenderError",
     "InvalidEventError",
 ]
 
@@ -98,3 +100,7 @@ class InvalidEventError(ConnectorError):
     def __init__(self, errors: list[str]) -> None:
         self.errors = list(errors)
         super().__init__("invalid event: " + "; ".join(self.errors) if self.errors else "invalid event")
+
+
+class UnknownSenderError(WebhookPayloadError):
+    """An inbound message from a number no known customer has."""

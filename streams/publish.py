@@ -147,7 +147,9 @@ class DeadLetterWriter:
         stage: str,
         exc: BaseException,
         now: dt.datetime,
+        reason: str | None = None,
     ) -> None:
+        """``reason`` replaces the exception's text; give one only when it carries no personal data."""
         where = coordinates(topic, partition, offset)
         logger.warning("dead-lettering %s at stage %s: %s", where, stage, type(exc).__name__)
         letter = DeadLetter(
@@ -158,7 +160,7 @@ class DeadLetterWriter:
             value=value,
             stage=stage,
             error_type=type(exc).__name__,
-            error_message=describe_error(exc),
+            error_message=reason or describe_error(exc),
             failed_at=now,
         )
         await self._publisher.publish(f"{topic}.dlq", key, encode(letter))

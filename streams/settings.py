@@ -49,6 +49,19 @@ class SmsGatewaySettings(GatewaySettings):
     from_number: str = "+15005550006"
 
 
+class WhatsAppGatewaySettings(GatewaySettings):
+    group_id: str = "switchboard-gateway-whatsapp"
+    webhook_port: int = 8096
+    public_base_url: str = "http://127.0.0.1:8096"
+    provider: str = "meta_whatsapp"
+    phone_number_id: str = "100000000000001"  # the sandbox's
+    access_token: SecretStr = SecretStr("sandbox-access-token")
+    app_secret: SecretStr = SecretStr("sandbox-app-secret")
+    verify_token: SecretStr = SecretStr("sandbox-verify-token")
+    api_base_url: str = Field("http://127.0.0.1:8095", description="https://graph.facebook.com in production.")
+    api_version: str = "v21.0"
+
+
 class EmailGatewaySettings(GatewaySettings):
     group_id: str = "switchboard-gateway-email"
     webhook_port: int = Field(8094, description="/metrics and /health (SMTP answers synchronously: no webhooks).")
@@ -66,6 +79,7 @@ class EmailGatewaySettings(GatewaySettings):
 class SandboxSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8099, description="Twilio-speaking SMS sandbox.")
+    whatsapp_port: int = Field(8095, description="WhatsApp Cloud API sandbox.")
     smtp_port: int = Field(1025, description="SMTP sandbox.")
     smtp_http_port: int = Field(8093, description="SMTP sandbox's inspection API.")
 
@@ -76,6 +90,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     worker: WorkerSettings = WorkerSettings()
     sms: SmsGatewaySettings = SmsGatewaySettings()
+    whatsapp: WhatsAppGatewaySettings = WhatsAppGatewaySettings()
     email: EmailGatewaySettings = EmailGatewaySettings()
     sandbox: SandboxSettings = SandboxSettings()
 

@@ -55,13 +55,13 @@ def run_demo(settings: Settings, customers: int, seed: int, timeout: float, rate
         env = {"SWITCHBOARD_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
                "SWITCHBOARD_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
                "SWITCHBOARD_WORKER__DATA_DIR": str(ROOT / ".switchboard" / f"worker-{run_id}")}
-        supervisor.start("sandbox-twilio", ["sandbox", "twilio"], env)
-        supervisor.start("sandbox-smtp", ["sandbox", "smtp"], env)
-        supervisor.start("gateway-sms", ["gateway", "sms"], env)
-        supervisor.start("gateway-email", ["gateway", "email"], env)
+        for provider in ("twilio", "whatsapp", "smtp"):
+            supervisor.start(f"sandbox-{provider}", ["sandbox", provider], env)
+        for channel in ("sms", "whatsapp", "email"):
+            supervisor.start(f"gateway-{channel}", ["gateway", channel], env)
         supervisor.start("worker", ["worker", "--loglevel", "warn"], env)
-        console.print(f"Started the sandboxes (SMS, SMTP), the SMS and e-mail gateways and the worker "
-                      f"(logs in {supervisor.log_dir})")
+        console.print(f"Started three provider sandboxes (Twilio, WhatsApp Cloud API, SMTP), three gateways and "
+                      f"the worker (logs in {supervisor.log_dir})")
         tally, elapsed = _drive(console, settings, supervisor, customers, seed, timeout, rate)
         _summary(console, tally, elapsed, customers)
         return 0

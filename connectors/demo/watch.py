@@ -13,11 +13,13 @@ from schemas.codec import codec_for
 from schemas.messages import MessageOutcome, OutcomeStatus, SendCommand
 from schemas.types import Channel
 
-# When a message needs nothing more, per channel: SMS waits for its delivery receipt; SMTP has none, so an
-# e-mail is settled once the server accepted it; WhatsApp has no gateway yet, so its command is the end.
+# When a message needs nothing more, per channel: SMS and WhatsApp wait for a delivery receipt; SMTP has
+# none, so an e-mail is settled once the server accepted it.
+_FINAL_RECEIPTS = {OutcomeStatus.DELIVERED, OutcomeStatus.READ, OutcomeStatus.UNDELIVERED, OutcomeStatus.FAILED,
+                   OutcomeStatus.AMBIGUOUS, OutcomeStatus.SUPPRESSED}
 SETTLED = {
-    Channel.SMS: {OutcomeStatus.DELIVERED, OutcomeStatus.UNDELIVERED, OutcomeStatus.FAILED, OutcomeStatus.AMBIGUOUS,
-                  OutcomeStatus.READ, OutcomeStatus.SUPPRESSED},
+    Channel.SMS: _FINAL_RECEIPTS,
+    Channel.WHATSAPP: _FINAL_RECEIPTS,
     Channel.EMAIL: {OutcomeStatus.SENT, OutcomeStatus.FAILED, OutcomeStatus.AMBIGUOUS, OutcomeStatus.SUPPRESSED},
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import assert_never
 
 from aiohttp import web
 
@@ -13,7 +14,9 @@ from connectors.gateways.http import create_http_app
 from connectors.gateways.kafka_io import AiokafkaPublisher, make_producer
 from connectors.gateways.email import EmailSender
 from connectors.gateways.sms import SmsSender, twilio_status_route
+from connectors.gateways.whatsapp import Contacts, WhatsAppSender, WhatsAppWebhook
 from connectors.providers.smtp import SmtpEmailProvider
+from connectors.providers.whatsapp_registry import build_whatsapp_provider
 from connectors.providers.registry import build_sms_provider
 from schemas.catalog import TopicNames
 from schemas.types import Channel
@@ -25,8 +28,8 @@ from streams.settings import GatewaySettings, Settings
 logger = logging.getLogger(__name__)
 
 
-def _channel_parts(channel: Channel, settings: Settings, outcomes: OutcomeWriter, clock: Clock,
-                   metrics: Metrics) -> tuple[GatewaySettings, Sender, list[web.RouteDef]]:
+def _channel_parts(channel: Channel, settings: Settings, publisher: AiokafkaPublisher, outcomes: OutcomeWriter,
+                   clock: Clock, metrics: Metrics) -> tuple[GatewaySettings, Sender, list[web.RouteDef]]:
     match channel:
         case Channel.SMS:
             sms = settings.sms
@@ -39,8 +42,17 @@ def _channel_parts(channel: Channel, settings: Settings, outcomes: OutcomeWriter
                                          password=email.password, use_tls=email.use_tls, start_tls=email.start_tls,
                                          domain=email.domain)
             return email, EmailSender(provider), []
-        case _:
-            raise NotImplementedError(f"no {channel.value} gateway yet")
+        case Channel.WHATSAPP:
+            wa = settings.whatsapp
+            provider = build_whatsapp_provider(wa.provider, phone_number_id=wa.phone_number_id,
+                                               access_token=wa.access_token, base_url=wa.api_base_url,
+                                               api_version=wa.api_version)
+            contacts = Contacts()
+            webhook = WhatsAppWebhook(wa, TopicNames(settings.kafka.topic_prefix), publisher, outcomes, contacts,
+                                      clock, metrics)
+            return wa, WhatsAppSender(provider, contacts), webhook.routes()
+        case _ as unreachable:
+            assert_never(unreachable)
 
 
 async def run_gateway(channel: Channel | str, settings: Settings, stop: asyncio.Event | None = None,
@@ -52,7 +64,7 @@ async def run_gateway(channel: Channel | str, settings: Settings, stop: asyncio.
     await producer.start()
     publisher = AiokafkaPublisher(producer)
     outcomes = OutcomeWriter(publisher, TopicNames(settings.kafka.topic_prefix), metrics)
-    config, sender, routes = _channel_parts(channel, settings, outcomes, clock, metrics)
+    config, sender, routes = _channel_parts(channel, settings, publisher, outcomes, clock, metrics)
     http = web.AppRunner(create_http_app(routes, metrics), access_log=None)
     await http.setup()
     await web.TCPSite(http, config.webhook_host, config.webhook_port).start()

@@ -17,7 +17,7 @@ import json
 import logging
 import secrets
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,15 +25,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from connectors.sandbox.whatsapp_scenario import (
-    REENGAGEMENT,
-    SandboxScenario,
-    check_message,
-    graph_error,
-    inbound_event,
-    planned_statuses,
-    status_event,
-)
+from connectors.sandbox.whatsapp_scenario import (REENGAGEMENT, SandboxScenario, Traffic, check_message, graph_error,
+                                                 inbound_event, message_record, planned_statuses, read_inbound,
+                                                 status_event)
 from connectors.webhooks.meta_signature import SIGNATURE_HEADER, compute_signature
 
 __all__ = ["create_app", "serve", "run", "RunningSandbox", "SandboxScenario",
@@ -57,9 +51,8 @@ class _State:
     app_secret: str
     webhook_url: str | None
     scenario: SandboxScenario
+    traffic: Traffic
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
-    last_inbound: dict[str, float] = field(default_factory=dict)  # number -> time.monotonic()
-    recent_sends: deque[float] = field(default_factory=deque)
     stats: Counter[str] = field(default_factory=Counter)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     session: aiohttp.ClientSession | None = None
@@ -83,19 +76,6 @@ class _State:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
-    def rate_limited(self) -> bool:
-        limit, now = self.scenario.rate_limit_per_second, time.monotonic()
-        while self.recent_sends and now - self.recent_sends[0] >= 1.0:
-            self.recent_sends.popleft()
-        if limit and len(self.recent_sends) >= limit:
-            return True
-        self.recent_sends.append(now)
-        return False
-
-    def in_window(self, number: str) -> bool:
-        opened = self.last_inbound.get(number)
-        return opened is not None and time.monotonic() - opened < self.scenario.window_seconds
-
 
 STATE = web.AppKey("whatsapp_sandbox_state", _State)
 
@@ -118,11 +98,11 @@ async def _send_message(request: web.Request) -> web.Response:
         return _fail(state, 401, 190, "Invalid OAuth access token - Cannot parse access token")
     if request.match_info["phone_number_id"] != state.phone_number_id:
         return _fail(state, 400, 100, "Unsupported post request: unknown phone number id", subcode=33)
-    if state.rate_limited():
+    if state.traffic.rate_limited(time.monotonic()):
         return _fail(state, 400, 130429, "Cloud API message throughput has been reached.", "rate_limited")
     try:
         body = await request.json()
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
         return _fail(state, 400, 100, "The request body is not JSON")
     problem = check_message(body)
     if problem:
@@ -130,20 +110,14 @@ async def _send_message(request: web.Request) -> web.Response:
     kind, to = body.get("type", "text"), body["to"].removeprefix("+")
     if kind == "template" and body["template"]["name"] not in state.scenario.approved_templates:
         return _fail(state, 400, 132001, "template name does not exist in the translation")
-    outside = kind != "template" and not state.in_window(to)
+    outside = kind != "template" and not state.traffic.in_window(to, time.monotonic())
     if outside:
         state.stats["outside_window"] += 1
         if not state.scenario.window_error_in_webhook:
             return _fail(state, 400, 131047, "Message failed to send because more than 24 hours have passed "
                                             "since the customer last replied to this number.")
     wamid = _wamid()
-    buttons = [b["reply"]["title"] for b in body.get("interactive", {}).get("action", {}).get("buttons", [])]
-    state.messages[wamid] = {
-        "id": wamid, "to": to, "type": kind, "callback_data": body.get("biz_opaque_callback_data"),
-        "text": (body.get("text") or {}).get("body") or (body.get("interactive") or {}).get("body", {}).get("text"),
-        "template": (body.get("template") or {}).get("name"), "buttons": buttons,
-        "status": "accepted", "error_code": None,
-    }
+    state.messages[wamid] = message_record(wamid, body)
     state.stats["accepted"] += 1
     plan = [("failed", REENGAGEMENT)] if outside else planned_statuses(to, wamid, state.scenario)
     state.spawn(_report(state, state.messages[wamid], plan))
@@ -199,16 +173,10 @@ async def _inbound(request: web.Request) -> web.Response:
     "age_seconds"?}``. Opens (or, with ``age_seconds``, back-dates) the window; sends a signed webhook."""
     state = request.app[STATE]
     try:
-        body = await request.json()
-        sender = str(body["from"]).removeprefix("+")
-        age = float(body.get("age_seconds", 0))
-        fields = {k: body.get(k) for k in ("text", "button_payload", "button_reply_id", "in_reply_to")}
-        if not sender.isdigit() or not all(v is None or isinstance(v, str) for v in fields.values()):
-            raise ValueError("bad inbound")
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return web.json_response(graph_error(100, "expected {from: digits, text?, button_payload?, "
-                                                  "button_reply_id?, in_reply_to?, age_seconds?}"), status=400)
-    state.last_inbound[sender] = time.monotonic() - age
+        sender, age, fields = read_inbound(await request.json())
+    except ValueError as exc:  # also invalid JSON
+        return web.json_response(graph_error(100, str(exc)), status=400)
+    state.traffic.customer_wrote(sender, time.monotonic() - age)
     state.stats["inbound"] += 1
     if fields["in_reply_to"] is None and (fields["button_payload"] or fields["button_reply_id"]):
         sent = [m["id"] for m in state.messages.values() if m["to"] == sender]
@@ -232,8 +200,9 @@ async def _stats(request: web.Request) -> web.Response:
 async def _reset(request: web.Request) -> web.Response:
     state = request.app[STATE]
     await state.cancel_tasks()
-    for collection in (state.messages, state.last_inbound, state.recent_sends, state.stats):
-        collection.clear()
+    state.messages.clear()
+    state.stats.clear()
+    state.traffic.clear()
     return web.json_response({"reset": True})
 
 
@@ -250,7 +219,8 @@ def create_app(phone_number_id: str = DEFAULT_PHONE_NUMBER_ID, access_token: str
                scenario: SandboxScenario | None = None) -> web.Application:
     """The sandbox as an aiohttp application; without ``webhook_url`` no webhooks are sent."""
     app = web.Application()
-    app[STATE] = _State(phone_number_id, access_token, app_secret, webhook_url, scenario or SandboxScenario())
+    scenario = scenario or SandboxScenario()
+    app[STATE] = _State(phone_number_id, access_token, app_secret, webhook_url, scenario, Traffic(scenario))
     app.cleanup_ctx.append(_client_session)
     app.router.add_post(r"/{version:v\d+\.\d+}/{phone_number_id}/messages", _send_message)
     app.router.add_post("/_sandbox/inbound", _inbound)

@@ -1,19 +1,22 @@
 """What the WhatsApp sandbox should do, and the Cloud API shapes it speaks (pure, no I/O).
 
-``SandboxScenario`` holds the knobs, ``planned_statuses`` the deterministic status sequence of
-a message, ``check_message`` validates a send request like the Graph API does, and the
+``SandboxScenario`` holds the knobs, ``Traffic`` the customer-service windows and the send
+rate (times are passed in), ``planned_statuses`` the deterministic status sequence of a
+message, ``check_message`` validates a send request like the Graph API does, and the
 ``*_event`` functions build webhook bodies shaped like Meta's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SandboxScenario", "planned_statuses", "check_message", "status_event", "inbound_event",
-           "graph_error", "DEFAULT_TEMPLATES", "UNDELIVERABLE", "REENGAGEMENT"]
+__all__ = ["SandboxScenario", "Traffic", "planned_statuses", "check_message", "message_record", "status_event",
+           "inbound_event", "read_inbound", "graph_error", "DEFAULT_TEMPLATES", "UNDELIVERABLE", "REENGAGEMENT"]
 
 DEFAULT_TEMPLATES = frozenset({"shipping_update", "order_confirmation", "abandoned_cart", "delivery_feedback",
                                "back_in_stock", "reactivation", "birthday", "newsletter_welcome"})
@@ -66,6 +69,35 @@ class SandboxScenario:
         if min(self.window_seconds, self.status_delay, self.webhook_retry_delay) < 0:
             raise ValueError("durations must be >= 0")
         object.__setattr__(self, "approved_templates", frozenset(self.approved_templates))
+
+
+@dataclass
+class Traffic:
+    """Per-number customer-service windows and the rolling one-second send count (monotonic seconds)."""
+
+    scenario: SandboxScenario
+    last_inbound: dict[str, float] = field(default_factory=dict)
+    recent_sends: deque[float] = field(default_factory=deque)
+
+    def customer_wrote(self, number: str, at: float) -> None:
+        self.last_inbound[number] = max(at, self.last_inbound.get(number, at))
+
+    def in_window(self, number: str, now: float) -> bool:
+        opened = self.last_inbound.get(number)
+        return opened is not None and now - opened < self.scenario.window_seconds
+
+    def rate_limited(self, now: float) -> bool:
+        """True if one more send now would exceed ``rate_limit_per_second``; otherwise count it."""
+        while self.recent_sends and now - self.recent_sends[0] >= 1.0:
+            self.recent_sends.popleft()
+        if self.scenario.rate_limit_per_second and len(self.recent_sends) >= self.scenario.rate_limit_per_second:
+            return True
+        self.recent_sends.append(now)
+        return False
+
+    def clear(self) -> None:
+        self.last_inbound.clear()
+        self.recent_sends.clear()
 
 
 def _draw(key: str) -> float:
@@ -147,6 +179,16 @@ def check_message(body: Any) -> str | None:
     return f"unsupported message type {str(kind)[:20]!r}"
 
 
+def message_record(wamid: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``/_sandbox/messages`` shows for an accepted (already checked) send request."""
+    kind, interactive = body.get("type", "text"), body.get("interactive") or {}
+    return {"id": wamid, "to": body["to"].removeprefix("+"), "type": kind,
+            "text": (body.get("text") or {}).get("body") or (interactive.get("body") or {}).get("text"),
+            "template": (body.get("template") or {}).get("name"),
+            "buttons": [b["reply"]["title"] for b in (interactive.get("action") or {}).get("buttons", [])],
+            "callback_data": body.get("biz_opaque_callback_data"), "status": "accepted", "error_code": None}
+
+
 def _envelope(waba_id: str, phone_number_id: str, display_number: str, value: dict[str, Any]) -> dict[str, Any]:
     metadata = {"display_phone_number": display_number, "phone_number_id": phone_number_id}
     return {"object": "whatsapp_business_account", "entry": [{"id": waba_id, "changes": [
@@ -170,6 +212,20 @@ def status_event(ids: tuple[str, str, str], *, wamid: str, status: str, recipien
                                 "expiration_timestamp": str(timestamp + 24 * 3600), "origin": {"type": category}}
         item["pricing"] = {"billable": True, "pricing_model": "PMP", "category": category, "type": "regular"}
     return _envelope(*ids, {"statuses": [item]})
+
+
+def read_inbound(body: Any) -> tuple[str, float, dict[str, str | None]]:
+    """``(sender digits, age_seconds, inbound_event fields)`` from a ``/_sandbox/inbound`` body, or ValueError."""
+    shape = "expected {from: digits, text?, button_payload?, button_reply_id?, in_reply_to?, age_seconds >= 0?}"
+    if not isinstance(body, Mapping):
+        raise ValueError(shape)
+    sender, age = str(body.get("from", "")).removeprefix("+"), body.get("age_seconds", 0)
+    fields = {k: body.get(k) for k in ("text", "button_payload", "button_reply_id", "in_reply_to")}
+    if not sender.isdigit() or not all(v is None or isinstance(v, str) for v in fields.values()):
+        raise ValueError(shape)
+    if isinstance(age, bool) or not isinstance(age, (int, float)) or not math.isfinite(age) or age < 0:
+        raise ValueError(shape)
+    return sender, float(age), fields
 
 
 def inbound_event(ids: tuple[str, str, str], *, wamid: str, sender: str, timestamp: int, text: str | None = None,
