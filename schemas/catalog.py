@@ -14,7 +14,7 @@ from schemas.dead_letter import DeadLetter
 from schemas.errors import UnknownTopicError
 from schemas.events import StorefrontEvent
 from schemas.messages import InboundMessage, MessageIntent, MessageOutcome, SendCommand, SendLedgerEntry
-from schemas.types import Channel, Record
+from schemas.types import Channel, Purpose, Record
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -44,8 +44,10 @@ MESSAGE_OUTCOMES = "messages.outcomes"
 MESSAGE_INBOUND = "messages.inbound"
 
 
-def commands_topic(channel: Channel | str) -> str:
-    return f"messages.commands.{Channel(channel).value}"
+def commands_topic(channel: Channel | str, purpose: Purpose | str = Purpose.TRANSACTIONAL) -> str:
+    """Marketing goes to a ``.bulk`` lane of its own, so a campaign backlog never delays an order update."""
+    lane = ".bulk" if Purpose(purpose) == Purpose.MARKETING else ""
+    return f"messages.commands.{Channel(channel).value}{lane}"
 
 
 def ledger_topic(channel: Channel | str) -> str:
@@ -61,7 +63,7 @@ _BASE: tuple[TopicSpec, ...] = (
     TopicSpec(CUSTOMER_PROFILES, "customer_id", CustomerProfile, compacted=True, retention_ms=-1),
     TopicSpec(CUSTOMER_CONSENTS, "customer_id", ConsentChange, retention_ms=-1),  # the audit log: never deleted
     TopicSpec(MESSAGE_INTENTS, "customer_id", MessageIntent),
-    *(TopicSpec(commands_topic(c), "customer_id", SendCommand) for c in Channel),
+    *(TopicSpec(commands_topic(c, p), "customer_id", SendCommand) for c in Channel for p in Purpose),
     TopicSpec(MESSAGE_OUTCOMES, "customer_id", MessageOutcome, retention_ms=30 * DAY_MS),
     TopicSpec(MESSAGE_INBOUND, "customer_id", InboundMessage),
     *(

@@ -141,4 +141,5 @@ class SendLedgerEntry(Record):
     provider: str
     provider_message_id: str | None = None
     attempts: int = 1
+    receipt_status: str | None = None
     updated_at: Timestamp

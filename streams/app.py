@@ -146,7 +146,8 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
         decision = policy.decide(intent, profile, consents.get(message.key), now, policy_config)
         match decision:
             case policy.Send(command=command):
-                await publisher.publish(names(commands_topic(command.channel)), message.key, encode(command))
+                await publisher.publish(names(commands_topic(command.channel, command.purpose)), message.key,
+                                        encode(command))
                 metrics.commands.labels(command.channel).inc()
                 metrics.event_to_command.labels(command.channel).observe(
                     max((clock.now() - command.trigger_received_at).total_seconds(), 0.0))

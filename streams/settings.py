@@ -32,7 +32,11 @@ class GatewaySettings(BaseModel):
     """What every channel gateway has."""
 
     group_id: str
-    max_attempts: int = Field(5, ge=1, description="Provider calls per message for errors that never reached it.")
+    provider: str = Field(description="The provider adapter's registry name.")
+    rate_per_second: float = Field(50.0, gt=0, description="Sends per second for this sender (token bucket).")
+    burst: int = Field(10, ge=1, description="Sends the bucket may save up.")
+    breaker_threshold: int = Field(5, ge=1, description="Consecutive provider failures that open the breaker.")
+    breaker_cool_off: float = Field(10.0, gt=0, description="Seconds an open breaker waits before a trial call.")
     webhook_host: str = "127.0.0.1"
     webhook_port: int = Field(description="Provider webhooks, /metrics and /health.")
     public_base_url: str = Field("", description="How the provider reaches our webhooks (the URL it signs).")

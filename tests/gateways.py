@@ -14,7 +14,7 @@ from connectors.gateways.service import run_gateway
 from schemas.catalog import MESSAGE_OUTCOMES, TopicNames, commands_topic
 from schemas.codec import encode
 from schemas.messages import MessageOutcome, SendCommand
-from schemas.types import Channel
+from schemas.types import Channel, Purpose
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.topics import create_topics
@@ -48,9 +48,13 @@ class Harness:
         await self._task
 
     async def send(self, *commands: SendCommand | bytes) -> None:
-        records = [(b"k", c) if isinstance(c, bytes) else (c.customer_id.encode(), encode(c)) for c in commands]
-        await asyncio.to_thread(produce, self.settings.kafka.bootstrap_servers,
-                                self.names(commands_topic(self.channel)), records)
+        """Produces to the lane each command belongs to (raw bytes: the transactional lane)."""
+        for lane in (Purpose.TRANSACTIONAL, Purpose.MARKETING):
+            records = [(b"k", c) if isinstance(c, bytes) else (c.customer_id.encode(), encode(c)) for c in commands
+                       if (Purpose(c.purpose) if isinstance(c, SendCommand) else Purpose.TRANSACTIONAL) == lane]
+            if records:
+                await asyncio.to_thread(produce, self.settings.kafka.bootstrap_servers,
+                                        self.names(commands_topic(self.channel, lane)), records)
 
     async def outcomes(self, done: Callable[[list[MessageOutcome]], bool]) -> list[MessageOutcome]:
         records = await asyncio.to_thread(consume_until, self.settings.kafka.bootstrap_servers,

@@ -11,7 +11,7 @@ from kafka import KafkaConsumer, TopicPartition
 from schemas.catalog import MESSAGE_OUTCOMES, STOREFRONT_EVENTS, TopicNames, commands_topic, dlq_topic
 from schemas.codec import codec_for
 from schemas.messages import MessageOutcome, OutcomeStatus, SendCommand
-from schemas.types import Channel
+from schemas.types import Channel, Purpose
 
 # When a message needs nothing more, per channel: SMS and WhatsApp wait for a delivery receipt; SMTP has
 # none, so an e-mail is settled once the server accepted it.
@@ -48,7 +48,7 @@ class Watcher:
         self.tally = Tally()
         self._consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers.split(","), enable_auto_commit=False,
                                        group_id=None)
-        topics = [self.names(MESSAGE_OUTCOMES), *(self.names(commands_topic(c)) for c in Channel),
+        topics = [self.names(MESSAGE_OUTCOMES), *(self.names(commands_topic(c, p)) for c in Channel for p in Purpose),
                   self.names(dlq_topic(STOREFRONT_EVENTS))]
         partitions = [TopicPartition(t, p) for t in topics for p in self._consumer.partitions_for_topic(t) or ()]
         self._consumer.assign(partitions)

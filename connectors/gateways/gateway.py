@@ -1,22 +1,31 @@
-"""A channel gateway: ``messages.commands.<channel>`` -> provider adapter -> ``messages.outcomes``.
+"""A channel gateway: ``messages.commands.<channel>[.bulk]`` -> provider adapter -> ``messages.outcomes``.
 
 One loop for every channel; what differs per channel (building the provider's request) is a
-:class:`Sender`. Per command: decode (bad bytes -> DLQ), skip if the send ledger already has it (a redelivery),
-treat a leftover ``attempting`` entry as ambiguous (the process died mid-call: never repeat it),
-drop it as ``expired`` if its offer ran out, else record ``attempting``, call the provider with
-bounded retries for errors that provably never reached it, and record and report the result.
-Offsets are committed after each batch; the ledger makes the redelivery of a batch harmless.
+:class:`Sender`. Per command: decode (bad bytes -> DLQ); skip it if the send ledger already has it
+(a redelivery); treat a leftover ``attempting`` entry as ambiguous (the process died mid-call: never
+repeat it); suppress it as ``expired`` if its offer ran out; else record ``attempting``, call the
+provider, and record and report the result.
+
+Flow control only ever waits: a token bucket paces the sender, a circuit breaker backs off a failing
+provider, and errors that provably never reached the provider (throttling, outages) are retried with
+backoff until the message expires or the gateway stops — throttling never drops a message.
+
+Priority lane: transactional commands are always taken before the marketing ``.bulk`` lane, a few
+bulk records at a time, so a campaign backlog never delays an order update.
+
+Offsets are committed for what was processed, after each batch and on stop; the ledger makes a
+redelivery harmless.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
 from typing import Protocol
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from connectors.errors import (
@@ -26,19 +35,22 @@ from connectors.errors import (
     ProviderTransientError,
 )
 from connectors.gateways.backoff import delay
+from connectors.gateways.flow import CircuitBreaker, TokenBucket
 from connectors.gateways.kafka_io import AiokafkaPublisher
 from connectors.gateways.ledger import SendLedger
 from connectors.providers.base import ProviderReceipt
-from schemas.catalog import TopicNames, commands_topic, ledger_topic
+from schemas.catalog import TopicNames, commands_topic
 from schemas.codec import codec_for
 from schemas.messages import LedgerState, OutcomeReason, OutcomeStatus, SendCommand
-from schemas.types import Channel
+from schemas.types import Channel, Purpose
 from streams.clock import Clock
 from streams.metrics import Metrics
 from streams.publish import DeadLetterWriter, OutcomeWriter, for_command
 from streams.settings import GatewaySettings, KafkaSettings
 
 logger = logging.getLogger(__name__)
+
+BULK_BATCH = 20  # marketing records taken between two looks at the transactional lane
 
 
 class Sender(Protocol):
@@ -51,48 +63,70 @@ class Sender(Protocol):
     async def aclose(self) -> None: ...
 
 
+class Stopping(Exception):
+    """The gateway was asked to stop while a message waited: leave it uncommitted for the next run."""
+
+
 class Gateway:
     def __init__(self, channel: Channel, kafka: KafkaSettings, config: GatewaySettings, sender: Sender,
-                 publisher: AiokafkaPublisher, clock: Clock, metrics: Metrics,
-                 sleep: Callable[[float], object] = asyncio.sleep) -> None:
+                 ledger: SendLedger, publisher: AiokafkaPublisher, clock: Clock, metrics: Metrics) -> None:
         self.channel = Channel(channel)
-        self._kafka = kafka
-        self._config = config
-        self._sender = sender
-        self._clock = clock
-        self._metrics = metrics
-        self._sleep = sleep
-        self._publisher = publisher
+        self._kafka, self._config, self._sender, self.ledger = kafka, config, sender, ledger
+        self._publisher, self._clock, self._metrics = publisher, clock, metrics
         names = TopicNames(kafka.topic_prefix)
-        self.commands_topic = names(commands_topic(self.channel))
-        self.ledger = SendLedger(publisher, names(ledger_topic(self.channel)), self.channel, sender.provider_name)
+        self.lanes = (names(commands_topic(self.channel, Purpose.TRANSACTIONAL)),
+                      names(commands_topic(self.channel, Purpose.MARKETING)))
         self._outcomes = OutcomeWriter(publisher, names, metrics)
         self._dead_letters = DeadLetterWriter(publisher, metrics)
+        self._bucket = TokenBucket(config.rate_per_second, config.burst)
+        self._breaker = CircuitBreaker(config.breaker_threshold, config.breaker_cool_off)
         self._stage = f"gateway_{self.channel.value}"
+        self._stop = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set. The ledger is restored before the first command is read."""
-        kafka = self._kafka
-        ledger_partitions = await self._publisher.partitions_for(self.ledger.topic)
-        await self.ledger.restore(kafka.bootstrap_servers, ledger_partitions)
+        self._stop = stop
+        follower = await self.ledger.restore(self._kafka.bootstrap_servers,
+                                             await self._publisher.partitions_for(self.ledger.topic))
+        following = asyncio.create_task(self.ledger.follow(follower))
         consumer = AIOKafkaConsumer(
-            self.commands_topic, bootstrap_servers=kafka.bootstrap_servers.split(","),
-            group_id=f"{kafka.topic_prefix}{self._config.group_id}",
-            enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=200,
+            *self.lanes, bootstrap_servers=self._kafka.bootstrap_servers.split(","),
+            group_id=f"{self._kafka.topic_prefix}{self._config.group_id}",
+            enable_auto_commit=False, auto_offset_reset="earliest",
         )
         await consumer.start()
-        logger.info("%s gateway consuming %s with provider %s", self.channel.value, self.commands_topic,
+        logger.info("%s gateway consuming %s with provider %s", self.channel.value, " + ".join(self.lanes),
                     self._sender.provider_name)
         try:
             while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=500)
-                for records in batches.values():
-                    for record in records:
-                        await self.handle(record)
-                if batches:
-                    await consumer.commit()
+                await self._one_batch(consumer)
         finally:
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
             await consumer.stop()
+            await follower.stop()
+
+    async def _one_batch(self, consumer: AIOKafkaConsumer) -> None:
+        assigned = consumer.assignment()
+        urgent = [tp for tp in assigned if tp.topic == self.lanes[0]]
+        bulk = [tp for tp in assigned if tp.topic == self.lanes[1]]
+        batches = await consumer.getmany(*urgent, timeout_ms=100) if urgent else {}
+        if not batches and bulk:
+            batches = await consumer.getmany(*bulk, timeout_ms=400, max_records=BULK_BATCH)
+        elif not assigned:
+            await asyncio.sleep(0.1)  # waiting for the group to assign partitions
+        done: dict[TopicPartition, int] = {}
+        try:
+            for tp, records in batches.items():
+                for record in records:
+                    await self.handle(record)
+                    done[tp] = record.offset + 1
+        except Stopping:
+            logger.info("%s gateway stopping with a message in retry: it stays uncommitted", self.channel.value)
+        finally:
+            if done:
+                await consumer.commit(done)
 
     async def handle(self, record: ConsumerRecord) -> None:
         try:
@@ -105,7 +139,6 @@ class Gateway:
         await self.send(command)
 
     async def send(self, command: SendCommand) -> None:
-        now = self._clock.now()
         entry = self.ledger.get(command.message_id)
         if entry is not None and entry.state != LedgerState.ATTEMPTING:
             self._metrics.duplicate_commands.labels(self.channel.value).inc()
@@ -114,25 +147,28 @@ class Gateway:
         if entry is not None:  # died mid-call last time: the provider may have it
             await self._ambiguous(command, "the gateway stopped during the provider call")
             return
-        if command.expires_at is not None and command.expires_at <= now:
-            await self._outcomes.write(for_command(command, OutcomeStatus.SUPPRESSED, now,
-                                                   reason=OutcomeReason.EXPIRED, detail="expired before sending"))
-            return
-        for attempt in range(1, self._config.max_attempts + 1):
+        attempt = 0
+        while True:
+            await self._wait(self._breaker.wait())
+            await self._wait(self._bucket.reserve())
+            if command.expires_at is not None and command.expires_at <= self._clock.now():
+                await self._outcomes.write(for_command(command, OutcomeStatus.SUPPRESSED, self._clock.now(),
+                                                       reason=OutcomeReason.EXPIRED, detail="expired before sending"))
+                return
+            attempt += 1
             await self.ledger.record(command.message_id, LedgerState.ATTEMPTING, self._clock.now())
             started = time.perf_counter()
             try:
                 receipt = await self._sender.send(command)
             except ProviderTransientError as exc:
                 self._observe("transient", started)
+                self._breaker.failure()
                 await self.ledger.forget(command.message_id)
-                if attempt == self._config.max_attempts:
-                    await self._fail(command, OutcomeReason.RETRIES_EXHAUSTED, exc.code, "provider kept failing")
-                    return
-                await self._sleep(delay(attempt, exc.retry_after))
+                await self._wait(delay(attempt, exc.retry_after))
                 continue
             except ProviderRejectedError as exc:
                 self._observe("rejected", started)
+                self._breaker.success()
                 await self.ledger.record(command.message_id, LedgerState.REJECTED, self._clock.now())
                 await self._fail(command, OutcomeReason.PROVIDER_REJECTED, exc.code, "provider rejected it")
                 return
@@ -145,12 +181,24 @@ class Gateway:
                 await self.ledger.forget(command.message_id)
                 raise  # fatal: stop without committing, so the command is sent once the settings are fixed
             self._observe("accepted", started)
+            self._breaker.success()
             await self.ledger.record(command.message_id, LedgerState.ACCEPTED, self._clock.now(),
                                      receipt.provider_message_id)
             await self._outcomes.write(for_command(command, OutcomeStatus.SENT, self._clock.now(),
                                                    provider=receipt.provider,
                                                    provider_message_id=receipt.provider_message_id))
             return
+
+    async def _wait(self, seconds: float) -> None:
+        """Sleeps, unless asked to stop first (then :class:`Stopping`)."""
+        if seconds <= 0:
+            if self._stop.is_set():
+                raise Stopping
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+        if self._stop.is_set():
+            raise Stopping
 
     def _observe(self, result: str, started: float) -> None:
         self._metrics.provider_calls.labels(self._sender.provider_name, result).inc()

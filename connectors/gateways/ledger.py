@@ -5,6 +5,9 @@ gateway writes ``attempting`` and waits for the broker's ack; after it, ``accept
 / ``ambiguous``. A call that never reached the provider (throttled, connection refused) deletes the
 entry (a tombstone), so a redelivery may try again. On start the whole topic is read back: an entry
 still ``attempting`` means the process died mid-call, and that message is never called again blindly.
+After that the topic is followed, so every instance of a gateway sees the others' entries (a receipt
+may reach an instance that did not send the message). Each entry also keeps the strongest delivery
+receipt so far, which makes receipts monotonic and de-duplicated across restarts.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from connectors.webhooks.receipts import is_news
 from schemas.codec import codec_for, encode
 from schemas.messages import LedgerState, SendLedgerEntry
 from schemas.types import Channel
@@ -38,28 +42,33 @@ class SendLedger:
     def get(self, message_id: str) -> SendLedgerEntry | None:
         return self._entries.get(message_id)
 
-    async def restore(self, bootstrap_servers: str, partition_ids: set[int]) -> int:
-        """Reads the ledger topic from the beginning to its current end; returns the entry count."""
+    async def restore(self, bootstrap_servers: str, partition_ids: set[int]) -> AIOKafkaConsumer:
+        """Reads the ledger topic from the beginning to its current end. Returns the consumer, positioned
+        there, for :meth:`follow`; the caller stops it."""
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers.split(","), enable_auto_commit=False,
                                     group_id=None)
         await consumer.start()
-        try:
-            partitions = [TopicPartition(self.topic, p) for p in sorted(partition_ids)]
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            ends = await _retrying(lambda: consumer.end_offsets(partitions))
-            pending = {tp for tp in partitions if ends[tp] > 0}
-            while pending:
-                batches = await consumer.getmany(*pending, timeout_ms=1000)
-                for tp, records in batches.items():
-                    for record in records:
-                        self._apply(record.key, record.value)
-                        if record.offset + 1 >= ends[tp]:
-                            pending.discard(tp)
-        finally:
-            await consumer.stop()
+        partitions = [TopicPartition(self.topic, p) for p in sorted(partition_ids)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await _retrying(lambda: consumer.end_offsets(partitions))
+        pending = {tp for tp in partitions if ends[tp] > 0}
+        while pending:
+            batches = await consumer.getmany(*pending, timeout_ms=1000)
+            for tp, records in batches.items():
+                for record in records:
+                    self._apply(record.key, record.value)
+                    if record.offset + 1 >= ends[tp]:
+                        pending.discard(tp)
         logger.info("send ledger restored: %d entries from %s", len(self._entries), self.topic)
-        return len(self._entries)
+        return consumer
+
+    async def follow(self, consumer: AIOKafkaConsumer) -> None:
+        """Applies entries written by any instance (our own included: applying one twice is harmless)."""
+        while True:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for record in records:
+                    self._apply(record.key, record.value)
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
@@ -75,7 +84,7 @@ class SendLedger:
         previous = self._entries.get(message_id)
         entry = SendLedgerEntry(
             message_id=message_id, channel=self._channel, state=state, provider=self._provider,
-            provider_message_id=provider_message_id,
+            provider_message_id=provider_message_id, receipt_status=previous.receipt_status if previous else None,
             attempts=(previous.attempts + 1 if previous and state == LedgerState.ATTEMPTING else
                       previous.attempts if previous else 1),
             updated_at=now,
@@ -83,6 +92,17 @@ class SendLedger:
         await self._publisher.publish(self.topic, message_id.encode(), encode(entry))
         self._entries[message_id] = entry
         return entry
+
+    async def advance_receipt(self, message_id: str, status: str, now: dt.datetime) -> bool:
+        """Records a delivery receipt if it is news for the message; False for a repeat or a step back."""
+        entry = self._entries.get(message_id)
+        if entry is not None and not is_news(entry.receipt_status, status):
+            return False
+        if entry is not None:
+            entry = entry.model_copy(update={"receipt_status": status, "updated_at": now})
+            await self._publisher.publish(self.topic, message_id.encode(), encode(entry))
+            self._entries[message_id] = entry
+        return True  # a message this ledger never saw (expired from it): report; its outcome id is stable
 
     async def forget(self, message_id: str) -> None:
         """The call provably never reached the provider: a redelivery may try again."""

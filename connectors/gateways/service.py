@@ -12,45 +12,46 @@ from aiohttp import web
 from connectors.gateways.gateway import Gateway, Sender
 from connectors.gateways.http import create_http_app
 from connectors.gateways.kafka_io import AiokafkaPublisher, make_producer
+from connectors.gateways.ledger import SendLedger
 from connectors.gateways.email import EmailSender
 from connectors.gateways.sms import SmsSender, twilio_status_route
 from connectors.gateways.whatsapp import Contacts, WhatsAppSender, WhatsAppWebhook
 from connectors.providers.smtp import SmtpEmailProvider
 from connectors.providers.whatsapp_registry import build_whatsapp_provider
 from connectors.providers.registry import build_sms_provider
-from schemas.catalog import TopicNames
+from schemas.catalog import TopicNames, ledger_topic
 from schemas.types import Channel
 from streams.clock import Clock, WallClock
 from streams.metrics import Metrics, default_metrics
 from streams.publish import OutcomeWriter
-from streams.settings import GatewaySettings, Settings
+from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
 def _channel_parts(channel: Channel, settings: Settings, publisher: AiokafkaPublisher, outcomes: OutcomeWriter,
-                   clock: Clock, metrics: Metrics) -> tuple[GatewaySettings, Sender, list[web.RouteDef]]:
+                   ledger: SendLedger, clock: Clock, metrics: Metrics) -> tuple[Sender, list[web.RouteDef]]:
     match channel:
         case Channel.SMS:
             sms = settings.sms
             provider = build_sms_provider(sms.provider, account_sid=sms.account_sid, auth_token=sms.auth_token,
                                           from_number=sms.from_number, base_url=sms.api_base_url)
-            return sms, SmsSender(provider, sms.public_base_url), [twilio_status_route(sms, outcomes, clock, metrics)]
+            return SmsSender(provider, sms.public_base_url), [twilio_status_route(sms, outcomes, ledger, clock, metrics)]
         case Channel.EMAIL:
             email = settings.email
             provider = SmtpEmailProvider(email.host, email.port, sender=email.sender, username=email.username,
                                          password=email.password, use_tls=email.use_tls, start_tls=email.start_tls,
                                          domain=email.domain)
-            return email, EmailSender(provider), []
+            return EmailSender(provider), []
         case Channel.WHATSAPP:
             wa = settings.whatsapp
             provider = build_whatsapp_provider(wa.provider, phone_number_id=wa.phone_number_id,
                                                access_token=wa.access_token, base_url=wa.api_base_url,
                                                api_version=wa.api_version)
             contacts = Contacts()
-            webhook = WhatsAppWebhook(wa, TopicNames(settings.kafka.topic_prefix), publisher, outcomes, contacts,
-                                      clock, metrics)
-            return wa, WhatsAppSender(provider, contacts), webhook.routes()
+            webhook = WhatsAppWebhook(wa, TopicNames(settings.kafka.topic_prefix), publisher, outcomes, ledger,
+                                      contacts, clock, metrics)
+            return WhatsAppSender(provider, contacts), webhook.routes()
         case _ as unreachable:
             assert_never(unreachable)
 
@@ -64,13 +65,16 @@ async def run_gateway(channel: Channel | str, settings: Settings, stop: asyncio.
     await producer.start()
     publisher = AiokafkaPublisher(producer)
     outcomes = OutcomeWriter(publisher, TopicNames(settings.kafka.topic_prefix), metrics)
-    config, sender, routes = _channel_parts(channel, settings, publisher, outcomes, clock, metrics)
+    names = TopicNames(settings.kafka.topic_prefix)
+    config = getattr(settings, channel.value)
+    ledger = SendLedger(publisher, names(ledger_topic(channel)), channel, config.provider)
+    sender, routes = _channel_parts(channel, settings, publisher, outcomes, ledger, clock, metrics)
     http = web.AppRunner(create_http_app(routes, metrics), access_log=None)
     await http.setup()
     await web.TCPSite(http, config.webhook_host, config.webhook_port).start()
     logger.info("%s gateway webhooks and /metrics on %s:%s", channel.value, config.webhook_host, config.webhook_port)
     try:
-        await Gateway(channel, settings.kafka, config, sender, publisher, clock, metrics).run(stop)
+        await Gateway(channel, settings.kafka, config, sender, ledger, publisher, clock, metrics).run(stop)
     finally:
         await http.cleanup()
         await producer.stop()

@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from connectors.errors import SignatureError, WebhookPayloadError
+from connectors.gateways.ledger import SendLedger
 from connectors.providers.base import ProviderReceipt, SmsProvider, SmsRequest
-from connectors.webhooks.receipts import ReceiptTracker
 from connectors.webhooks.twilio_signature import verify_signature
 from connectors.webhooks.twilio_status import outcome_status, parse_status_callback
 from schemas.messages import OutcomeStatus, SendCommand
@@ -45,10 +45,9 @@ class SmsSender:
         await self._provider.aclose()
 
 
-def twilio_status_route(config: SmsGatewaySettings, outcomes: OutcomeWriter, clock: Clock,
+def twilio_status_route(config: SmsGatewaySettings, outcomes: OutcomeWriter, ledger: SendLedger, clock: Clock,
                         metrics: Metrics) -> web.RouteDef:
-    """``POST /webhooks/twilio/status``: signature first, then a monotonic receipt becomes an outcome."""
-    tracker = ReceiptTracker()
+    """``POST /webhooks/twilio/status``: signature first, then a receipt that is news becomes an outcome."""
     token = config.auth_token.get_secret_value()
     public_base = config.public_base_url.rstrip("/")
 
@@ -69,7 +68,7 @@ def twilio_status_route(config: SmsGatewaySettings, outcomes: OutcomeWriter, clo
             metrics.webhooks.labels("twilio", "malformed").inc()
             return web.Response(status=400, text="malformed status callback")
         # ``sent`` was reported when the provider accepted the message; in-flight statuses are not news.
-        if status in (None, OutcomeStatus.SENT) or not tracker.advance(receipt.provider_message_id, status):
+        if status in (None, OutcomeStatus.SENT) or not await ledger.advance_receipt(message_id, status, clock.now()):
             metrics.webhooks.labels("twilio", "ignored").inc()
             return web.Response(status=204)
         await outcomes.write(for_receipt(

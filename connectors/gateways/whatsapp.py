@@ -18,10 +18,10 @@ from urllib.parse import parse_qs, urlencode
 from aiohttp import web
 
 from connectors.errors import SignatureError, UnknownSenderError, WebhookPayloadError
+from connectors.gateways.ledger import SendLedger
 from connectors.providers.base import ProviderReceipt, WhatsAppProvider, WhatsAppRequest, WhatsAppTemplate
 from connectors.webhooks.meta_events import WhatsAppInbound, WhatsAppStatus, outcome_status, parse_webhook
 from connectors.webhooks.meta_signature import SIGNATURE_HEADER, verify_challenge, verify_signature
-from connectors.webhooks.receipts import ReceiptTracker
 from schemas.catalog import MESSAGE_INBOUND, TopicNames
 from schemas.codec import encode
 from schemas.messages import InboundMessage, OutcomeStatus, SendCommand
@@ -84,11 +84,11 @@ class WhatsAppSender:
 
 class WhatsAppWebhook:
     def __init__(self, config: WhatsAppGatewaySettings, names: TopicNames, publisher: Publisher,
-                 outcomes: OutcomeWriter, contacts: Contacts, clock: Clock, metrics: Metrics) -> None:
-        self._config, self._names, self._publisher = config, names, publisher
+                 outcomes: OutcomeWriter, ledger: SendLedger, contacts: Contacts, clock: Clock,
+                 metrics: Metrics) -> None:
+        self._config, self._names, self._publisher, self._ledger = config, names, publisher, ledger
         self._outcomes, self._contacts, self._clock, self._metrics = outcomes, contacts, clock, metrics
         self._dead_letters = DeadLetterWriter(publisher, metrics)
-        self._tracker = ReceiptTracker()
         self._seen_inbound: OrderedDict[str, None] = OrderedDict()
 
     def routes(self) -> list[web.RouteDef]:
@@ -125,7 +125,7 @@ class WhatsAppWebhook:
         if ours is None or not {"m", "c", "s"} <= ids.keys():
             self._metrics.webhooks.labels("meta_whatsapp", "ignored").inc()
             return
-        if ours == OutcomeStatus.SENT or not self._tracker.advance(status.provider_message_id, ours):
+        if ours == OutcomeStatus.SENT or not await self._ledger.advance_receipt(ids["m"][0], ours, self._clock.now()):
             self._metrics.webhooks.labels("meta_whatsapp", "ignored").inc()
             return
         await self._outcomes.write(for_receipt(

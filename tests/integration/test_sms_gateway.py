@@ -170,3 +170,44 @@ def test_expired_command_is_suppressed_not_sent(settings: Settings) -> None:
         assert await h.sandbox_messages() == []
 
     run(settings, scenario)
+
+
+def test_receipts_stay_monotonic_and_single_across_duplicates_reordering_and_a_restart(settings: Settings) -> None:
+    command, marker = f.command(), f.command()
+
+    async def scenario(h: Harness) -> None:
+        await h.send(command)
+        outcomes = await h.outcomes(lambda seen: "delivered" in statuses(seen, command.message_id))
+        await h.stop_gateway()
+        await h.start_gateway()  # the receipt state comes back from the ledger topic
+        sid = next(o.provider_message_id for o in outcomes if o.message_id == command.message_id)
+        url = (f"{settings.sms.public_base_url}/webhooks/twilio/status?message_id={command.message_id}"
+               f"&customer_id={command.customer_id}&store_id={command.store_id}")
+        stale = {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "30003"}
+        async with httpx.AsyncClient() as client:
+            for _ in range(2):  # a late, stale receipt, redelivered
+                response = await client.post(url, data=stale, headers={"X-Twilio-Signature": compute_signature(
+                    settings.sms.auth_token.get_secret_value(), url, stale)})
+                assert response.status_code == 204
+        await h.send(marker)
+        outcomes = await h.outcomes(lambda seen: "delivered" in statuses(seen, marker.message_id))
+        assert statuses(outcomes, command.message_id) == ["sent", "delivered"]
+
+    run(settings, scenario, SandboxScenario(fail_rate=0.0, callback_delay=0.05, duplicate_receipts=True,
+                                            reorder_receipts=True))
+
+
+def test_transactional_commands_overtake_a_marketing_backlog(settings: Settings) -> None:
+    settings.sms.rate_per_second, settings.sms.burst = 40.0, 1
+    campaign = [f.command(purpose="marketing") for _ in range(80)]
+    order_update = f.command()
+
+    async def scenario(h: Harness) -> None:
+        await h.send(*campaign)
+        await h.send(order_update)
+        everything = {c.message_id for c in [*campaign, order_update]}
+        outcomes = await h.outcomes(lambda seen: everything <= {o.message_id for o in seen if o.status == "sent"})
+        sent_order = [o.message_id for o in outcomes if o.status == "sent"]
+        assert sent_order.index(order_update.message_id) < 30  # not behind the whole campaign (80)
+
+    run(settings, scenario)

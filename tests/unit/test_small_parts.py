@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from connectors.errors import ConnectorError, InvalidEventError
 from connectors.gateways.backoff import delay
 from connectors.producer import TOPIC_OF, key_of, validate
-from connectors.webhooks.receipts import RANK, ReceiptTracker
+from connectors.webhooks.receipts import RANK, is_news
 from schemas.catalog import CUSTOMER_CONSENTS, CUSTOMER_PROFILES, MESSAGE_OUTCOMES, STOREFRONT_EVENTS, dlq_topic
 from schemas.customers import ConsentChange, CustomerProfile
 from schemas.errors import UnknownTopicError
@@ -100,8 +100,11 @@ statuses = st.sampled_from(sorted(RANK))
 @settings(max_examples=200)
 @given(st.lists(statuses, max_size=20))
 def test_receipts_let_through_a_strictly_rising_sequence_ending_at_the_strongest(reports):
-    tracker = ReceiptTracker()
-    let_through = [status for status in reports if tracker.advance("SM1", status)]
+    strongest, let_through = None, []
+    for status in reports:
+        if is_news(strongest, status):
+            strongest = status
+            let_through.append(status)
     ranks = [RANK[s] for s in let_through]
     assert ranks == sorted(set(ranks))
     if reports:
@@ -112,27 +115,12 @@ def test_receipts_let_through_a_strictly_rising_sequence_ending_at_the_strongest
 
 
 def test_a_repeated_receipt_is_not_news():
-    tracker = ReceiptTracker()
-    assert tracker.advance("SM1", "delivered") and not tracker.advance("SM1", "delivered")
+    assert is_news(None, "delivered") and not is_news("delivered", "delivered")
 
 
 def test_failed_after_undelivered_is_not_news_but_delivered_after_failed_is():
-    tracker = ReceiptTracker()
-    assert [tracker.advance("SM1", s) for s in ("undelivered", "failed", "delivered", "sent", "read")] == [
-        True, False, True, False, True]
-
-
-def test_messages_are_tracked_separately():
-    tracker = ReceiptTracker()
-    assert tracker.advance("SM1", "read") and tracker.advance("SM2", "sent")
-
-
-def test_the_tracker_forgets_the_least_recent_message_beyond_its_capacity():
-    tracker = ReceiptTracker(capacity=2)
-    for sid in ("SM1", "SM2", "SM3"):
-        tracker.advance(sid, "delivered")
-    assert tracker.advance("SM1", "delivered")  # forgotten, so news again
-    assert not tracker.advance("SM3", "delivered")
+    assert not is_news("undelivered", "failed") and is_news("failed", "delivered")
+    assert not is_news("read", "sent") and is_news("delivered", "read")
 
 
 # --- backoff -----------------------------------------------------------------------------------
