@@ -1,9 +1,11 @@
 """The Faust app: catalog topics, the per-customer tables, and four thin agents.
 
     storefront.events   --trigger_intents-->  messages.intents
-    customers.profiles  --ingest_profiles-->  table profiles  (raw Avro bytes by customer_id)
-    customers.consents  --ingest_consents-->  table consents  (folded consent state by customer_id)
-    messages.intents    --route_intents---->  messages.commands.<channel> | messages.outcomes (suppressed)
+    customers.profiles  --ingest_profiles-->  table profiles       (raw Avro bytes by customer_id)
+    customers.consents  --ingest_consents-->  table consents       (folded consent state by customer_id)
+    messages.inbound    --record_inbound--->  table conversations  (last inbound per channel)
+    messages.intents    --route_messages--->  messages.commands.<channel>[.bulk] | messages.outcomes (suppressed)
+    messages.outcomes   --route_messages--->  the next channel's command when a send failed (table in_flight)
 
 Every agent has ``concurrency=1`` (faust #606) and catches per message: a failure goes to
 ``<topic>.dlq`` with its reason (faust acknowledges and skips a message whose agent raised).
@@ -23,7 +25,9 @@ from faust.types import Message
 from schemas.catalog import (
     CUSTOMER_CONSENTS,
     CUSTOMER_PROFILES,
+    MESSAGE_INBOUND,
     MESSAGE_INTENTS,
+    MESSAGE_OUTCOMES,
     STOREFRONT_EVENTS,
     TopicNames,
     commands_topic,
@@ -31,8 +35,8 @@ from schemas.catalog import (
 from schemas.codec import codec_for, encode
 from schemas.customers import ConsentChange, CustomerProfile
 from schemas.events import StorefrontEvent
-from schemas.messages import MessageIntent
-from streams import consent, policy, publish, triggers
+from schemas.messages import InboundMessage, MessageIntent, MessageOutcome
+from streams import consent, fallback, policy, publish, triggers
 from streams.clock import Clock, WallClock
 from streams.errors import KeyMismatchError, StateError
 from streams.metrics import Metrics, default_metrics
@@ -88,11 +92,17 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
         return app.topic(names(name), key_serializer="raw", value_serializer="raw", partitions=partitions)
 
     events_topic, profiles_topic = topic(STOREFRONT_EVENTS), topic(CUSTOMER_PROFILES)
-    consents_topic, intents_topic = topic(CUSTOMER_CONSENTS), topic(MESSAGE_INTENTS)
+    consents_topic, inbound_topic = topic(CUSTOMER_CONSENTS), topic(MESSAGE_INBOUND)
+    routed_topic = app.topic(names(MESSAGE_INTENTS), names(MESSAGE_OUTCOMES), key_serializer="raw",
+                             value_serializer="raw", partitions=partitions)
     profiles = app.Table("profiles", partitions=partitions,
                          schema=faust.Schema(key_serializer="raw", value_serializer="raw"))
     consents = app.Table("consents", partitions=partitions,
                          schema=faust.Schema(key_serializer="raw", value_serializer="json"))
+    conversations = app.Table("conversations", partitions=partitions,
+                              schema=faust.Schema(key_serializer="raw", value_serializer="json"))
+    in_flight = app.Table("in_flight", partitions=partitions,
+                          schema=faust.Schema(key_serializer="raw", value_serializer="json"))
 
     publisher = FaustPublisher(app)
     outcomes = publish.OutcomeWriter(publisher, names, metrics)
@@ -134,25 +144,59 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
         consents[message.key] = consent.fold(consents.get(message.key), change)
         metrics.state_updates.labels("consent").inc()
 
+    async def on_inbound(message: Message) -> None:
+        inbound = codec_for(InboundMessage).decode(message.value)
+        _check_key(message, inbound.customer_id)
+        seen = dict(conversations.get(message.key) or {})
+        seen[str(inbound.channel)] = max(seen.get(str(inbound.channel), 0),
+                                         int(inbound.received_at.timestamp() * 1000))
+        conversations[message.key] = seen
+        metrics.state_updates.labels("inbound").inc()
+
+    def profile_of(key: bytes) -> CustomerProfile | None:
+        raw = profiles.get(key)
+        try:
+            return codec_for(CustomerProfile).decode(raw) if raw else None
+        except Exception as exc:
+            raise StateError(f"profile table value unreadable: {exc}") from exc
+
+    async def decide_and_send(key: bytes, intent: MessageIntent, intent_bytes: bytes) -> policy.Decision:
+        now = clock.now()
+        decision = policy.decide(intent, profile_of(key), consents.get(key), now, policy_config,
+                                 conversations.get(key))
+        if isinstance(decision, policy.Send):
+            command = decision.command
+            await publisher.publish(names(commands_topic(command.channel, command.purpose)), key, encode(command))
+            in_flight[key] = fallback.remember(in_flight.get(key), command.message_id, intent_bytes,
+                                               command.channel, now)
+            metrics.commands.labels(command.channel).inc()
+        return decision
+
     async def on_intent(message: Message) -> None:
         intent = codec_for(MessageIntent).decode(message.value)
         _check_key(message, intent.customer_id)
-        raw_profile = profiles.get(message.key)
-        try:
-            profile = codec_for(CustomerProfile).decode(raw_profile) if raw_profile else None
-        except Exception as exc:
-            raise StateError(f"profile table value unreadable: {exc}") from exc
-        now = clock.now()
-        decision = policy.decide(intent, profile, consents.get(message.key), now, policy_config)
-        match decision:
+        match await decide_and_send(message.key, intent, message.value):
             case policy.Send(command=command):
-                await publisher.publish(names(commands_topic(command.channel, command.purpose)), message.key,
-                                        encode(command))
-                metrics.commands.labels(command.channel).inc()
                 metrics.event_to_command.labels(command.channel).observe(
                     max((clock.now() - command.trigger_received_at).total_seconds(), 0.0))
             case policy.Suppress(reason=reason, detail=detail):
-                await outcomes.write(publish.suppressed(intent, reason, detail, now))
+                await outcomes.write(publish.suppressed(intent, reason, detail, clock.now()))
+
+    async def on_outcome(message: Message) -> None:
+        outcome = codec_for(MessageOutcome).decode(message.value)
+        before = in_flight.get(message.key)
+        state, retry = fallback.on_outcome(before, outcome)
+        if state != (before or {}):
+            in_flight[message.key] = state
+        if retry is not None:
+            intent = retry.narrowed(codec_for(MessageIntent).decode(retry.intent_bytes))
+            if isinstance(await decide_and_send(message.key, intent, retry.intent_bytes), policy.Send):
+                metrics.fallbacks.labels(outcome.channel or "none").inc()
+            else:  # no channel left: the failed outcome is the message's last word
+                in_flight[message.key] = fallback.finish(in_flight.get(message.key), outcome.message_id)
+
+    async def on_routed(message: Message) -> None:
+        await (on_intent if message.topic == names(MESSAGE_INTENTS) else on_outcome)(message)
 
     @app.agent(events_topic, name="trigger_intents", concurrency=1)
     async def trigger_intents(stream: faust.StreamT) -> None:
@@ -166,9 +210,14 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     async def ingest_consents(stream: faust.StreamT) -> None:
         await guarded(stream, "ingest_consents", on_consent)
 
-    @app.agent(intents_topic, name="route_intents", concurrency=1)
-    async def route_intents(stream: faust.StreamT) -> None:
-        await guarded(stream, "route_intents", on_intent)
+    @app.agent(inbound_topic, name="record_inbound", concurrency=1)
+    async def record_inbound(stream: faust.StreamT) -> None:
+        await guarded(stream, "record_inbound", on_inbound)
+
+    # One agent for intents and outcomes, so the in_flight table has a single writer.
+    @app.agent(routed_topic, name="route_messages", concurrency=1)
+    async def route_messages(stream: faust.StreamT) -> None:
+        await guarded(stream, "route_messages", on_routed)
 
     return app
 

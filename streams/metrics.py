@@ -47,6 +47,10 @@ class Metrics:
             "switchboard_provider_call_seconds", "Provider API call time.", ["provider"],
             buckets=LATENCY_BUCKETS, registry=registry,
         )
+        self.fallbacks = Counter(
+            "switchboard_fallbacks_total", "Messages re-sent on their next channel after a failed send.",
+            ["failed_channel"], registry=registry,
+        )
         self.duplicate_commands = Counter(
             "switchboard_duplicate_commands_total", "Send commands already in the send ledger (not sent again).",
             ["channel"], registry=registry,

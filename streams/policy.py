@@ -6,6 +6,10 @@ first is used and the rest ride along as the fallback chain.
 
 Consent: marketing needs an explicit opt-in on that channel; transactional needs only that the
 customer has not opted out of it.
+
+WhatsApp: inside the 24-hour customer-service window (the customer wrote to us on WhatsApp within
+the last 24 hours) a message goes as free text; outside it only as the template's approved WhatsApp
+template, and a template without one cannot use WhatsApp at all — so error 131047 never happens.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from schemas.types import Channel, Purpose
 from streams import sms
 from streams.consent import ConsentMap, state_of
 from streams.errors import TemplateError, UnknownTemplateError
-from streams.templates import render, whatsapp_template
+from streams.templates import has_whatsapp_template, render, whatsapp_template
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,17 @@ class Suppress:
 
 
 Decision = Send | Suppress
+
+
+WHATSAPP_WINDOW = dt.timedelta(hours=24)
+
+# Last inbound message per channel, epoch milliseconds (the worker's conversations table).
+LastInbound = Mapping[str, int]
+
+
+def in_whatsapp_window(last_inbound: LastInbound | None, now: dt.datetime) -> bool:
+    at = (last_inbound or {}).get(Channel.WHATSAPP.value)
+    return at is not None and now - dt.datetime.fromtimestamp(at / 1000, dt.timezone.utc) < WHATSAPP_WINDOW
 
 
 @dataclass(frozen=True)
@@ -70,17 +85,21 @@ def candidate_channels(intent: MessageIntent, profile: CustomerProfile) -> list[
 
 # When no channel is left, the most telling reason wins.
 _REASON_RANK = [OutcomeReason.OPTED_OUT, OutcomeReason.PENDING_CONFIRMATION, OutcomeReason.NO_CONSENT,
-                OutcomeReason.NO_CONTACT_POINT]
+                OutcomeReason.NO_CONTACT_POINT, OutcomeReason.NO_CHANNEL]
 
 
 def eligible_channels(
-    intent: MessageIntent, profile: CustomerProfile, consents: ConsentMap | None
+    intent: MessageIntent, profile: CustomerProfile, consents: ConsentMap | None,
+    whatsapp_open: bool = False,
 ) -> tuple[list[Channel], list[OutcomeReason]]:
     eligible, blocked = [], []
     for channel in candidate_channels(intent, profile):
         reason = _consent_blocks(state_of(consents, channel, intent.purpose), Purpose(intent.purpose))
         if reason is None and contact_point(profile, channel) is None:
             reason = OutcomeReason.NO_CONTACT_POINT
+        if (reason is None and channel == Channel.WHATSAPP and not whatsapp_open
+                and not has_whatsapp_template(intent.template)):
+            reason = OutcomeReason.NO_CHANNEL  # outside the window and no approved template
         if reason is None:
             eligible.append(channel)
         else:
@@ -94,12 +113,14 @@ def decide(
     consents: ConsentMap | None,
     now: dt.datetime,
     config: PolicyConfig = PolicyConfig(),
+    last_inbound: LastInbound | None = None,
 ) -> Decision:
     if intent.expires_at is not None and intent.expires_at <= now:
         return Suppress(OutcomeReason.EXPIRED, "the offer expired before it could be sent")
     if profile is None:
         return Suppress(OutcomeReason.NO_CONTACT_POINT, "no profile known for this customer")
-    eligible, blocked = eligible_channels(intent, profile, consents)
+    whatsapp_open = in_whatsapp_window(last_inbound, now)
+    eligible, blocked = eligible_channels(intent, profile, consents, whatsapp_open)
     if not eligible:
         reason = min(blocked, key=_REASON_RANK.index) if blocked else OutcomeReason.NO_CHANNEL
         tried = ",".join(c.value for c in candidate_channels(intent, profile)) or "none"
@@ -108,7 +129,8 @@ def decide(
     variables = {"first_name": profile.first_name or "", **intent.variables}
     try:
         rendered = render(intent.template, profile.locale, channel, variables)
-        whatsapp = whatsapp_template(intent.template, profile.locale, variables) if channel == Channel.WHATSAPP else None
+        templated = channel == Channel.WHATSAPP and not whatsapp_open
+        whatsapp = whatsapp_template(intent.template, profile.locale, variables) if templated else None
     except UnknownTemplateError as exc:
         return Suppress(OutcomeReason.UNKNOWN_TEMPLATE, str(exc))
     except TemplateError as exc:

@@ -128,6 +128,10 @@ def render(template: str, locale: str, channel: Channel, variables: dict[str, st
         raise TemplateError(f"{template}/{resolved}/{Channel(channel).value}: {exc}") from exc
 
 
+def has_whatsapp_template(template: str) -> bool:
+    return template in _WHATSAPP
+
+
 def whatsapp_template(template: str, locale: str, variables: dict[str, str]) -> WhatsAppTemplateRef:
     """The approved WhatsApp template (name, language, category, parameters) for a message."""
     try:

@@ -37,11 +37,15 @@ def system(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> It
     settings = make_settings(kafka_bootstrap, tmp_path_factory.mktemp("e2e"))
     logs: Path = settings.worker.data_dir.parent
     assert cli(settings, "topics", "create").returncode == 0
-    children = [Child(["sandbox", "twilio", "--fail-rate", "0"], settings, logs / "sandbox.log"),
-                Child(["gateway", "sms"], settings, logs / "gateway.log"),
-                Child(["worker", "--loglevel", "warn"], settings, logs / "worker.log")]
+    children = [Child(["sandbox", provider, "--fail-rate", "0"], settings, logs / f"sandbox-{provider}.log")
+                for provider in ("twilio", "whatsapp", "smtp")]
+    gateways = [Child(["gateway", channel], settings, logs / f"gateway-{channel}.log")
+                for channel in ("sms", "whatsapp", "email")]
+    children += [*gateways, Child(["worker", "--loglevel", "warn"], settings, logs / "worker.log")]
     try:
-        wait_until(lambda: http_ok(f"{settings.sms.public_base_url}/health"), 60, "gateway up", children[1])
+        for gateway, port in zip(gateways, (settings.sms.webhook_port, settings.whatsapp.webhook_port,
+                                            settings.email.webhook_port)):
+            wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), 60, "gateway up", gateway)
         yield settings
     finally:
         for child in children:
@@ -77,6 +81,26 @@ def test_shipped_order_reaches_the_provider_and_comes_back_delivered(system: Set
     gateway_metrics = get(f"{system.sms.public_base_url}/metrics")
     assert 'switchboard_provider_calls_total{provider="twilio",result="accepted"} 1.0' in gateway_metrics
     assert "+48601234567" not in worker_metrics + gateway_metrics  # no personal data in metrics
+
+
+def test_an_sms_the_carrier_cannot_deliver_is_followed_by_an_email(system: Settings) -> None:
+    profile = {**PROFILE, "customer_id": "c-e2e-2", "phone": "+48601230005", "email": "zofia@example.com",
+               "channel_preferences": ["sms", "email"]}
+    event = {**EVENT, "event_id": "ev-e2e-2", "customer_id": "c-e2e-2"}
+    assert cli(system, "produce", "customers.profiles", stdin=json.dumps(profile)).returncode == 0
+    from tests.support import wait_for_worker
+
+    wait_for_worker(system, [TopicNames(system.kafka.topic_prefix)("customers.profiles")])
+    assert cli(system, "produce", "storefront.events", stdin=json.dumps(event)).returncode == 0
+
+    expected = message_id("ev-e2e-2", "shipping_update")
+    outcomes = consume_until(system.kafka.bootstrap_servers, TopicNames(system.kafka.topic_prefix)(MESSAGE_OUTCOMES),
+                             lambda seen: any(o.message_id == expected and o.channel == "email" for _, o in seen),
+                             model=MessageOutcome)
+    story = [(o.channel, o.status) for _, o in outcomes if o.message_id == expected]
+    assert story == [("sms", "sent"), ("sms", "undelivered"), ("email", "sent")]
+    mails = json.loads(get(f"http://127.0.0.1:{system.sandbox.smtp_http_port}/_sandbox/messages"))
+    assert any("PL-7781" in m["text"] for m in mails)
 
 
 def test_bad_event_is_refused_by_the_producer_with_a_clear_error(system: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from schemas.catalog import (
     CUSTOMER_CONSENTS,
     CUSTOMER_PROFILES,
+    MESSAGE_INBOUND,
     MESSAGE_OUTCOMES,
     STOREFRONT_EVENTS,
     TopicNames,
@@ -18,9 +20,10 @@ from schemas.catalog import (
 from schemas.codec import encode
 from schemas.customers import ConsentState
 from schemas.dead_letter import DeadLetter
-from schemas.messages import MessageOutcome, OutcomeReason, SendCommand
+from schemas.messages import InboundMessage, MessageOutcome, OutcomeReason, OutcomeStatus, SendCommand
 from schemas.types import Channel
 from streams.ids import message_id
+from streams.publish import for_command
 from streams.settings import Settings
 from streams.topics import create_topics
 from tests import factories as f
@@ -154,3 +157,32 @@ def test_a_redelivered_event_yields_the_same_message_id(worker: Settings) -> Non
                             model=SendCommand)
 
     assert {c.message_id for _, c in records if c.trigger_event_id == event.event_id} == {_expected_id(event)}
+
+
+def test_a_failed_sms_falls_back_to_the_next_channel_with_the_same_message_id(worker: Settings) -> None:
+    customer = f.profile(channel_preferences=[Channel.SMS, Channel.EMAIL], whatsapp=None, phone="+48601230005")
+    _send(worker, CUSTOMER_PROFILES, customer)
+    event = f.shipped(customer.customer_id)
+    _send(worker, STOREFRONT_EVENTS, event)
+    _, sms_command = _commands(worker, Channel.SMS, {_expected_id(event)})[_expected_id(event)]
+
+    failed = for_command(sms_command, OutcomeStatus.UNDELIVERED, f.NOW, provider="twilio", error_code="30005")
+    _send(worker, MESSAGE_OUTCOMES, failed)
+
+    _, email_command = _commands(worker, Channel.EMAIL, {_expected_id(event)})[_expected_id(event)]
+    assert email_command.to == customer.email and email_command.fallback_channels == [Channel.WHATSAPP]
+
+
+def test_a_customer_who_wrote_on_whatsapp_gets_free_text_inside_the_window(worker: Settings) -> None:
+    customer = f.profile(channel_preferences=[Channel.WHATSAPP])
+    _send(worker, CUSTOMER_PROFILES, customer)
+    reply = InboundMessage(inbound_id=f.uid(), customer_id=customer.customer_id, store_id="store-1",
+                           channel=Channel.WHATSAPP, provider="meta_whatsapp", provider_message_id="wamid.x",
+                           text="Where is my parcel?", received_at=dt.datetime.now(dt.timezone.utc))
+    _send(worker, MESSAGE_INBOUND, reply)
+    wait_for_worker(worker, [TopicNames(worker.kafka.topic_prefix)(MESSAGE_INBOUND)])
+    event = f.shipped(customer.customer_id)
+    _send(worker, STOREFRONT_EVENTS, event)
+
+    _, command = _commands(worker, Channel.WHATSAPP, {_expected_id(event)})[_expected_id(event)]
+    assert command.whatsapp_template is None and "1001" in command.body

@@ -19,6 +19,7 @@ from schemas.messages import OutcomeReason
 from schemas.types import Channel, Purpose
 from streams import sms
 from streams.consent import fold, state_of
+from streams import policy
 from streams.policy import PolicyConfig, Send, Suppress, decide
 from streams.triggers import intents_for
 from tests import factories as f
@@ -352,3 +353,45 @@ def test_the_sms_info_matches_the_sms_module():
     info = sms.segment(command.body)
     assert (command.sms.encoding, command.sms.units, command.sms.segments) == (
         info.encoding, info.units, info.segments)
+
+
+# --- the WhatsApp 24-hour window -------------------------------------------------------------------
+
+def _whatsapp_first(**overrides):
+    return f.profile(channel_preferences=[Channel.WHATSAPP, Channel.SMS], **overrides)
+
+
+def test_outside_the_window_whatsapp_goes_as_the_approved_template() -> None:
+    p = _whatsapp_first()
+    decision = policy.decide(f.intent(p.customer_id), p, None, f.NOW)
+    assert decision.command.channel == Channel.WHATSAPP
+    assert decision.command.whatsapp_template.name == "shipping_update"
+
+
+def test_inside_the_window_whatsapp_goes_as_free_text() -> None:
+    p = _whatsapp_first()
+    wrote = int((f.NOW - dt.timedelta(hours=23)).timestamp() * 1000)
+    decision = policy.decide(f.intent(p.customer_id), p, None, f.NOW, last_inbound={"whatsapp": wrote})
+    assert decision.command.channel == Channel.WHATSAPP and decision.command.whatsapp_template is None
+
+
+def test_a_window_older_than_24_hours_is_closed() -> None:
+    p = _whatsapp_first()
+    wrote = int((f.NOW - dt.timedelta(hours=24, seconds=1)).timestamp() * 1000)
+    decision = policy.decide(f.intent(p.customer_id), p, None, f.NOW, last_inbound={"whatsapp": wrote})
+    assert decision.command.whatsapp_template is not None
+
+
+def test_without_an_approved_template_whatsapp_is_skipped_outside_the_window(monkeypatch) -> None:
+    monkeypatch.setattr(policy, "has_whatsapp_template", lambda name: False)
+    monkeypatch.setattr(policy, "whatsapp_template", lambda *a: pytest.fail("no template may be used"))
+    p = _whatsapp_first()
+    decision = policy.decide(f.intent(p.customer_id), p, None, f.NOW)
+    assert decision.command.channel == Channel.SMS and Channel.WHATSAPP not in decision.command.fallback_channels
+
+
+def test_whatsapp_only_without_window_or_template_is_suppressed_for_want_of_a_channel(monkeypatch) -> None:
+    monkeypatch.setattr(policy, "has_whatsapp_template", lambda name: False)
+    p = f.profile(channel_preferences=[Channel.WHATSAPP])
+    decision = policy.decide(f.intent(p.customer_id, channels=[Channel.WHATSAPP]), p, None, f.NOW)
+    assert decision == policy.Suppress(OutcomeReason.NO_CHANNEL, decision.detail)

@@ -1,0 +1,72 @@
+"""Falling back across channels on delivery receipts. Pure: no Faust, no clock of its own.
+
+When a message is sent, its intent and the channels tried so far are remembered per customer (in a
+table). A ``failed`` or ``undelivered`` outcome for it then asks the policy again with the channels
+not tried yet — consent and contact points are re-checked, so a fallback never goes where the first
+choice could not. A delivery (or, for e-mail, which has no receipts, the server's acceptance) ends
+it. Entries older than :data:`KEEP` are forgotten (a channel whose receipts never come).
+
+Fallback on a receipt that never comes in time needs the scheduler; it is not here yet.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from dataclasses import dataclass
+
+from schemas.messages import MessageIntent, MessageOutcome, OutcomeStatus
+from schemas.types import Channel
+
+KEEP = dt.timedelta(days=3)
+
+InFlight = dict[str, dict]  # message_id -> {"intent": base64 Avro, "tried": [channel…], "at": epoch ms}
+
+_FALL_BACK_ON = {OutcomeStatus.FAILED, OutcomeStatus.UNDELIVERED}
+_DONE_ON = {OutcomeStatus.DELIVERED, OutcomeStatus.READ, OutcomeStatus.CLICKED, OutcomeStatus.CONVERTED}
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Ask the policy again for this message, on the channels not tried yet."""
+
+    intent_bytes: bytes
+    tried: tuple[Channel, ...]
+
+    def narrowed(self, intent: MessageIntent) -> MessageIntent:
+        return intent.model_copy(update={"channels": [c for c in intent.channels if Channel(c) not in self.tried]})
+
+
+def _ms(at: dt.datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def remember(in_flight: InFlight | None, message_id: str, intent_bytes: bytes, channel: Channel,
+             now: dt.datetime) -> InFlight:
+    """The state after sending ``message_id`` on ``channel`` (old entries pruned)."""
+    horizon = _ms(now - KEEP)
+    state = {mid: entry for mid, entry in (in_flight or {}).items() if entry["at"] >= horizon}
+    tried = [*state.get(message_id, {}).get("tried", []), Channel(channel).value]
+    state[message_id] = {"intent": base64.b64encode(intent_bytes).decode(), "tried": tried, "at": _ms(now)}
+    return state
+
+
+def on_outcome(in_flight: InFlight | None, outcome: MessageOutcome) -> tuple[InFlight, Retry | None]:
+    """The state after ``outcome``, and whether to try the next channel."""
+    state = dict(in_flight or {})
+    entry = state.get(outcome.message_id)
+    if entry is None or outcome.channel is None or Channel(outcome.channel).value != entry["tried"][-1]:
+        return state, None  # not ours, or about an earlier channel of this message
+    status = OutcomeStatus(outcome.status)
+    done = status in _DONE_ON or (status == OutcomeStatus.SENT and outcome.channel == Channel.EMAIL)
+    if done:
+        del state[outcome.message_id]
+        return state, None
+    if status in _FALL_BACK_ON:  # the entry stays: ``remember`` adds the next channel, or ``finish`` ends it
+        return state, Retry(base64.b64decode(entry["intent"]), tuple(Channel(c) for c in entry["tried"]))
+    return state, None
+
+
+def finish(in_flight: InFlight | None, message_id: str) -> InFlight:
+    """The state once no channel is left for ``message_id``."""
+    return {mid: entry for mid, entry in (in_flight or {}).items() if mid != message_id}
