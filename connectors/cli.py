@@ -5,7 +5,7 @@
     switchboard topics create            create the catalog's topics
     switchboard worker                   the Faust decision worker
     switchboard gateway CHANNEL          a channel gateway: sms, whatsapp or email (provider calls, receipts, /metrics)
-    switchboard sandbox PROVIDER         a local provider: twilio (SMS), whatsapp (Cloud API) or smtp
+    switchboard sandbox PROVIDER         a local provider: twilio or vonage (SMS), whatsapp (Cloud API), smtp
     switchboard produce TOPIC            JSON lines on stdin -> validated, Avro-encoded records
     switchboard simulate                 produce a realistic storefront (customers, consents, orders)
     switchboard sms-info --json          encoding and segments of a JSON array of texts on stdin
@@ -64,6 +64,15 @@ def _sandbox(args: argparse.Namespace, settings: Settings) -> int:
         from connectors.sandbox import smtp
 
         smtp.run(box.host, box.smtp_port, box.smtp_http_port)
+        return 0
+    if args.provider == "vonage":
+        from connectors.sandbox import vonage
+
+        sms = settings.sms
+        secret = sms.vonage_signature_secret.get_secret_value() if sms.vonage_signature_secret else None
+        vonage.run(box.host, box.vonage_port, api_key=sms.vonage_api_key,
+                   api_secret=sms.vonage_api_secret.get_secret_value(), signature_secret=secret,
+                   scenario=vonage.SandboxScenario(fail_rate=args.fail_rate, callback_delay=args.callback_delay))
         return 0
     if args.provider == "whatsapp":
         from connectors.sandbox import whatsapp
@@ -159,7 +168,7 @@ def parser() -> argparse.ArgumentParser:
     gateway.add_argument("channel", choices=["sms", "whatsapp", "email"])
     gateway.set_defaults(func=_gateway)
     sandbox = sub.add_parser("sandbox", help="a local provider sandbox")
-    sandbox.add_argument("provider", choices=["twilio", "whatsapp", "smtp"])
+    sandbox.add_argument("provider", choices=["twilio", "vonage", "whatsapp", "smtp"])
     sandbox.add_argument("--port", type=int, default=0)
     sandbox.add_argument("--fail-rate", type=float, default=0.05)
     sandbox.add_argument("--callback-delay", type=float, default=0.2)

@@ -107,7 +107,8 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     publisher = FaustPublisher(app)
     outcomes = publish.OutcomeWriter(publisher, names, metrics)
     dead_letters = publish.DeadLetterWriter(publisher, metrics)
-    policy_config = policy.PolicyConfig(default_country=settings.worker.default_country)
+    policy_config = policy.PolicyConfig(default_country=settings.worker.default_country,
+                                        smart_encoding=settings.worker.smart_encoding)
 
     async def guarded(stream: faust.StreamT, stage: str, handle: Handler) -> None:
         """The loop every agent runs: one message at a time, failures dead-lettered, never raised."""

@@ -55,6 +55,7 @@ def in_whatsapp_window(last_inbound: LastInbound | None, now: dt.datetime) -> bo
 @dataclass(frozen=True)
 class PolicyConfig:
     default_country: str = "US"
+    smart_encoding: bool = False  # the store lets look-alikes (’ “ – …) become GSM-7 to save segments
     sms_prices: Mapping[str, tuple[int, str]] | None = None
 
 
@@ -137,6 +138,9 @@ def decide(
         return Suppress(OutcomeReason.RENDER_FAILED, str(exc))
     to = contact_point(profile, channel)
     assert to is not None  # eligible_channels checked it
+    body = rendered.body
+    if channel == Channel.SMS and config.smart_encoding and sms.encoding_of(sms.smart_encode(body)) == "GSM-7":
+        body = sms.smart_encode(body)
     return Send(
         SendCommand(
             message_id=intent.message_id,
@@ -146,11 +150,11 @@ def decide(
             to=to,
             template=intent.template,
             locale=rendered.locale,
-            body=rendered.body,
+            body=body,
             subject=rendered.subject,
             purpose=intent.purpose,
             fallback_channels=eligible[1:],
-            sms=_sms_info(rendered.body, to, config) if channel == Channel.SMS else None,
+            sms=_sms_info(body, to, config) if channel == Channel.SMS else None,
             whatsapp_template=whatsapp,
             trigger_event_id=intent.trigger_event_id,
             trigger_received_at=intent.trigger_received_at,

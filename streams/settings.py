@@ -26,6 +26,7 @@ class WorkerSettings(BaseModel):
     data_dir: Path = Path(".switchboard/worker")
     store: str = Field("memory://", description="Table store: memory:// or rocksdb://")
     default_country: str = Field("US", description="Region for pricing when a number has none.")
+    smart_encoding: bool = Field(False, description="Replace look-alike characters to keep SMS in GSM-7.")
 
 
 class GatewaySettings(BaseModel):
@@ -46,11 +47,17 @@ class SmsGatewaySettings(GatewaySettings):
     group_id: str = "switchboard-gateway-sms"
     webhook_port: int = 8098
     public_base_url: str = "http://127.0.0.1:8098"
-    provider: str = "twilio"
+    provider: str = Field("twilio", description="twilio or vonage")
+    from_number: str = "+15005550006"
+    # Twilio
     account_sid: str = "AC" + "0" * 32  # the sandbox's well-known account
     auth_token: SecretStr = SecretStr("sandbox-auth-token")
     api_base_url: str = Field("http://127.0.0.1:8099", description="Twilio API base; the sandbox by default.")
-    from_number: str = "+15005550006"
+    # Vonage
+    vonage_api_key: str = "sandbox1"  # the sandbox's
+    vonage_api_secret: SecretStr = SecretStr("sandbox-api-secret")
+    vonage_signature_secret: SecretStr | None = Field(None, description="Signs requests and verifies receipts.")
+    vonage_api_base_url: str = Field("http://127.0.0.1:8092", description="https://rest.nexmo.com in production.")
 
 
 class WhatsAppGatewaySettings(GatewaySettings):
@@ -84,6 +91,7 @@ class SandboxSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8099, description="Twilio-speaking SMS sandbox.")
     whatsapp_port: int = Field(8095, description="WhatsApp Cloud API sandbox.")
+    vonage_port: int = Field(8092, description="Vonage-speaking SMS sandbox.")
     smtp_port: int = Field(1025, description="SMTP sandbox.")
     smtp_http_port: int = Field(8093, description="SMTP sandbox's inspection API.")
 

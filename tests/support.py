@@ -40,6 +40,8 @@ def make_settings(kafka_bootstrap: str, state_dir: Path) -> Settings:
     s.sms.public_base_url = f"http://127.0.0.1:{s.sms.webhook_port}"
     s.sandbox.port = free_port()
     s.sms.api_base_url = f"http://127.0.0.1:{s.sandbox.port}"
+    s.sandbox.vonage_port = free_port()
+    s.sms.vonage_api_base_url = f"http://127.0.0.1:{s.sandbox.vonage_port}"
     s.whatsapp.webhook_port = free_port()
     s.whatsapp.public_base_url = f"http://127.0.0.1:{s.whatsapp.webhook_port}"
     s.sandbox.whatsapp_port = free_port()
@@ -63,6 +65,8 @@ def env_of(settings: Settings) -> dict[str, str]:
         "SWITCHBOARD_SMS__PUBLIC_BASE_URL": s.sms.public_base_url,
         "SWITCHBOARD_SMS__API_BASE_URL": s.sms.api_base_url,
         "SWITCHBOARD_SANDBOX__PORT": str(s.sandbox.port),
+        "SWITCHBOARD_SANDBOX__VONAGE_PORT": str(s.sandbox.vonage_port),
+        "SWITCHBOARD_SMS__VONAGE_API_BASE_URL": s.sms.vonage_api_base_url,
         "SWITCHBOARD_WHATSAPP__WEBHOOK_PORT": str(s.whatsapp.webhook_port),
         "SWITCHBOARD_WHATSAPP__PUBLIC_BASE_URL": s.whatsapp.public_base_url,
         "SWITCHBOARD_WHATSAPP__API_BASE_URL": s.whatsapp.api_base_url,

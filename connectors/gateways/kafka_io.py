@@ -22,7 +22,12 @@ class AiokafkaPublisher:
         self._producer = producer
 
     async def publish(self, topic: str, key: bytes | None, value: bytes | None) -> None:
-        await self._producer.send_and_wait(topic, key=key, value=value)
+        await self.append(topic, key, value)
+
+    async def append(self, topic: str, key: bytes | None, value: bytes | None) -> int:
+        """Publishes, waits for the ack, and returns the record's offset."""
+        metadata = await self._producer.send_and_wait(topic, key=key, value=value)
+        return metadata.offset
 
     async def partitions_for(self, topic: str) -> set[int]:
         """The topic's partition ids (fetching metadata if the producer has none yet)."""

@@ -19,22 +19,25 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from connectors.gateways.kafka_io import AiokafkaPublisher
 from connectors.webhooks.receipts import is_news
 from schemas.codec import codec_for, encode
 from schemas.messages import LedgerState, SendLedgerEntry
 from schemas.types import Channel
-from streams.publish import Publisher
 
 logger = logging.getLogger(__name__)
 
 
 class SendLedger:
-    def __init__(self, publisher: Publisher, topic: str, channel: Channel, provider: str) -> None:
+    def __init__(self, publisher: AiokafkaPublisher, topic: str, channel: Channel, provider: str) -> None:
         self._publisher = publisher
         self.topic = topic
         self._channel = channel
         self._provider = provider
         self._entries: dict[str, SendLedgerEntry] = {}
+        # Offset of the newest record applied per message (tombstones too): the follower must never put
+        # back an older state over one this instance has written since.
+        self._offsets: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -57,7 +60,7 @@ class SendLedger:
             batches = await consumer.getmany(*pending, timeout_ms=1000)
             for tp, records in batches.items():
                 for record in records:
-                    self._apply(record.key, record.value)
+                    self._apply(record.key, record.value, record.offset)
                     if record.offset + 1 >= ends[tp]:
                         pending.discard(tp)
         logger.info("send ledger restored: %d entries from %s", len(self._entries), self.topic)
@@ -68,16 +71,23 @@ class SendLedger:
         while True:
             for records in (await consumer.getmany(timeout_ms=1000)).values():
                 for record in records:
-                    self._apply(record.key, record.value)
+                    self._apply(record.key, record.value, record.offset)
 
-    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+    def _apply(self, key: bytes | None, value: bytes | None, offset: int) -> None:
         if key is None:
             return
+        message_id = key.decode()
+        if offset <= self._offsets.get(message_id, -1):
+            return  # already have this or something newer (our own write)
+        self._offsets[message_id] = offset
         if value is None:
-            self._entries.pop(key.decode(), None)
+            self._entries.pop(message_id, None)
         else:
-            entry = codec_for(SendLedgerEntry).decode(value)
-            self._entries[entry.message_id] = entry
+            self._entries[message_id] = codec_for(SendLedgerEntry).decode(value)
+
+    async def _write(self, message_id: str, entry: SendLedgerEntry | None) -> None:
+        value = encode(entry) if entry else None
+        self._apply(message_id.encode(), value, await self._publisher.append(self.topic, message_id.encode(), value))
 
     async def record(self, message_id: str, state: LedgerState, now: dt.datetime,
                      provider_message_id: str | None = None) -> SendLedgerEntry:
@@ -89,8 +99,7 @@ class SendLedger:
                       previous.attempts if previous else 1),
             updated_at=now,
         )
-        await self._publisher.publish(self.topic, message_id.encode(), encode(entry))
-        self._entries[message_id] = entry
+        await self._write(message_id, entry)
         return entry
 
     async def advance_receipt(self, message_id: str, status: str, now: dt.datetime) -> bool:
@@ -99,15 +108,12 @@ class SendLedger:
         if entry is not None and not is_news(entry.receipt_status, status):
             return False
         if entry is not None:
-            entry = entry.model_copy(update={"receipt_status": status, "updated_at": now})
-            await self._publisher.publish(self.topic, message_id.encode(), encode(entry))
-            self._entries[message_id] = entry
+            await self._write(message_id, entry.model_copy(update={"receipt_status": status, "updated_at": now}))
         return True  # a message this ledger never saw (expired from it): report; its outcome id is stable
 
     async def forget(self, message_id: str) -> None:
         """The call provably never reached the provider: a redelivery may try again."""
-        await self._publisher.publish(self.topic, message_id.encode(), None)
-        self._entries.pop(message_id, None)
+        await self._write(message_id, None)
 
 
 async def _retrying(call, attempts: int = 30, pause: float = 0.5):

@@ -14,7 +14,7 @@ from connectors.gateways.http import create_http_app
 from connectors.gateways.kafka_io import AiokafkaPublisher, make_producer
 from connectors.gateways.ledger import SendLedger
 from connectors.gateways.email import EmailSender
-from connectors.gateways.sms import SmsSender, twilio_status_route
+from connectors.gateways.sms import SmsReceipts, SmsSender
 from connectors.gateways.whatsapp import Contacts, WhatsAppSender, WhatsAppWebhook
 from connectors.providers.smtp import SmtpEmailProvider
 from connectors.providers.whatsapp_registry import build_whatsapp_provider
@@ -24,7 +24,7 @@ from schemas.types import Channel
 from streams.clock import Clock, WallClock
 from streams.metrics import Metrics, default_metrics
 from streams.publish import OutcomeWriter
-from streams.settings import Settings
+from streams.settings import Settings, SmsGatewaySettings
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +34,8 @@ def _channel_parts(channel: Channel, settings: Settings, publisher: AiokafkaPubl
     match channel:
         case Channel.SMS:
             sms = settings.sms
-            provider = build_sms_provider(sms.provider, account_sid=sms.account_sid, auth_token=sms.auth_token,
-                                          from_number=sms.from_number, base_url=sms.api_base_url)
-            return SmsSender(provider, sms.public_base_url), [twilio_status_route(sms, outcomes, ledger, clock, metrics)]
+            provider = build_sms_provider(sms.provider, **_sms_provider_config(sms))
+            return SmsSender(provider, sms.public_base_url), SmsReceipts(sms, outcomes, ledger, clock, metrics).routes()
         case Channel.EMAIL:
             email = settings.email
             provider = SmtpEmailProvider(email.host, email.port, sender=email.sender, username=email.username,
@@ -54,6 +53,14 @@ def _channel_parts(channel: Channel, settings: Settings, publisher: AiokafkaPubl
             return WhatsAppSender(provider, contacts), webhook.routes()
         case _ as unreachable:
             assert_never(unreachable)
+
+
+def _sms_provider_config(sms: SmsGatewaySettings) -> dict:
+    if sms.provider == "vonage":
+        return dict(api_key=sms.vonage_api_key, api_secret=sms.vonage_api_secret, from_number=sms.from_number,
+                    signature_secret=sms.vonage_signature_secret, base_url=sms.vonage_api_base_url)
+    return dict(account_sid=sms.account_sid, auth_token=sms.auth_token, from_number=sms.from_number,
+                base_url=sms.api_base_url)
 
 
 async def run_gateway(channel: Channel | str, settings: Settings, stop: asyncio.Event | None = None,

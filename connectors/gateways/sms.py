@@ -1,4 +1,5 @@
-"""The SMS channel: Twilio-style requests with a status callback, and the status-callback webhook."""
+"""The SMS channel: requests that ask for delivery receipts naming the message, and the receipt webhooks
+of each SMS provider (Twilio status callbacks, Vonage delivery receipts), signatures checked first."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from aiohttp import web
 from connectors.errors import SignatureError, WebhookPayloadError
 from connectors.gateways.ledger import SendLedger
 from connectors.providers.base import ProviderReceipt, SmsProvider, SmsRequest
-from connectors.webhooks.twilio_signature import verify_signature
-from connectors.webhooks.twilio_status import outcome_status, parse_status_callback
+from connectors.webhooks import twilio_status, vonage_dlr
+from connectors.webhooks.twilio_signature import verify_signature as verify_twilio
 from schemas.messages import OutcomeStatus, SendCommand
 from schemas.types import Channel
 from streams.clock import Clock
@@ -21,16 +22,16 @@ from streams.settings import SmsGatewaySettings
 
 logger = logging.getLogger(__name__)
 
-STATUS_PATH = "/webhooks/twilio/status"
+RECEIPT_PATHS = {"twilio": "/webhooks/twilio/status", "vonage": "/webhooks/vonage/dlr"}
 
 
 class SmsSender:
-    """Sends a command's body to its number, asking for status callbacks that name the message."""
+    """Sends a command's body to its number, asking for receipts at a URL that names the message."""
 
     def __init__(self, provider: SmsProvider, public_base_url: str) -> None:
         self._provider = provider
         self.provider_name = provider.name
-        self._callback_base = public_base_url.rstrip("/") + STATUS_PATH
+        self._callback_base = public_base_url.rstrip("/") + RECEIPT_PATHS[provider.name]
 
     def status_callback(self, command: SendCommand) -> str:
         query = urlencode({"message_id": command.message_id, "customer_id": command.customer_id,
@@ -45,38 +46,77 @@ class SmsSender:
         await self._provider.aclose()
 
 
-def twilio_status_route(config: SmsGatewaySettings, outcomes: OutcomeWriter, ledger: SendLedger, clock: Clock,
-                        metrics: Metrics) -> web.RouteDef:
-    """``POST /webhooks/twilio/status``: signature first, then a receipt that is news becomes an outcome."""
-    token = config.auth_token.get_secret_value()
-    public_base = config.public_base_url.rstrip("/")
+class SmsReceipts:
+    """The receipt webhook of the configured provider; a receipt that is news becomes an outcome."""
 
-    async def handle(request: web.Request) -> web.Response:
+    def __init__(self, config: SmsGatewaySettings, outcomes: OutcomeWriter, ledger: SendLedger, clock: Clock,
+                 metrics: Metrics) -> None:
+        self._config, self._outcomes, self._ledger, self._clock, self._metrics = config, outcomes, ledger, clock, metrics
+        self._provider = config.provider
+
+    def routes(self) -> list[web.RouteDef]:
+        path = RECEIPT_PATHS[self._provider]
+        if self._provider == "twilio":
+            return [web.post(path, self.twilio)]
+        return [web.post(path, self.vonage), web.get(path, self.vonage)]
+
+    async def twilio(self, request: web.Request) -> web.Response:
         form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+        public_url = self._config.public_base_url.rstrip("/") + request.path_qs
         try:
-            verify_signature(token, public_base + request.path_qs, form, request.headers.get("X-Twilio-Signature"))
+            verify_twilio(self._config.auth_token, public_url, form, request.headers.get("X-Twilio-Signature"))
         except SignatureError:
-            metrics.webhooks.labels("twilio", "forged").inc()
-            logger.warning("twilio status callback with a bad signature refused")
-            return web.Response(status=403, text="bad signature")
+            return self._forged()
         try:
-            receipt = parse_status_callback(form)
-            status = outcome_status(receipt.status)
+            receipt = twilio_status.parse_status_callback(form)
+            status = twilio_status.outcome_status(receipt.status)
+        except WebhookPayloadError:
+            return self._malformed()
+        return await self._report(request, status, receipt.provider_message_id, receipt.error_code)
+
+    async def vonage(self, request: web.Request) -> web.Response:
+        try:
+            params = vonage_dlr.receipt_params(request.method, request.query, request.content_type,
+                                               await request.read())
+        except WebhookPayloadError:
+            return self._malformed()
+        secret = self._config.vonage_signature_secret
+        if secret is not None:
+            try:
+                vonage_dlr.verify_signature(secret, params)
+            except SignatureError:
+                return self._forged()
+        try:
+            receipt = vonage_dlr.parse_delivery_receipt(params)
+            status = vonage_dlr.outcome_status(receipt.status)
+        except WebhookPayloadError:
+            return self._malformed()
+        return await self._report(request, status, receipt.provider_message_id, receipt.error_code)
+
+    async def _report(self, request: web.Request, status: str | None, provider_message_id: str,
+                      error_code: str | None) -> web.Response:
+        try:
             message_id, customer_id = request.query["message_id"], request.query["customer_id"]
             store_id = request.query["store_id"]
-        except (WebhookPayloadError, KeyError):
-            metrics.webhooks.labels("twilio", "malformed").inc()
-            return web.Response(status=400, text="malformed status callback")
+        except KeyError:
+            return self._malformed()
         # ``sent`` was reported when the provider accepted the message; in-flight statuses are not news.
-        if status in (None, OutcomeStatus.SENT) or not await ledger.advance_receipt(message_id, status, clock.now()):
-            metrics.webhooks.labels("twilio", "ignored").inc()
+        if status in (None, OutcomeStatus.SENT) or not await self._ledger.advance_receipt(
+                message_id, status, self._clock.now()):
+            self._metrics.webhooks.labels(self._provider, "ignored").inc()
             return web.Response(status=204)
-        await outcomes.write(for_receipt(
+        await self._outcomes.write(for_receipt(
             message_id=message_id, customer_id=customer_id, store_id=store_id, channel=Channel.SMS,
-            status=OutcomeStatus(status), provider="twilio", provider_message_id=receipt.provider_message_id,
-            error_code=receipt.error_code, now=clock.now(),
-        ))
-        metrics.webhooks.labels("twilio", "accepted").inc()
+            status=OutcomeStatus(status), provider=self._provider, provider_message_id=provider_message_id,
+            error_code=error_code, now=self._clock.now()))
+        self._metrics.webhooks.labels(self._provider, "accepted").inc()
         return web.Response(status=204)
 
-    return web.post(STATUS_PATH, handle)
+    def _forged(self) -> web.Response:
+        self._metrics.webhooks.labels(self._provider, "forged").inc()
+        logger.warning("%s receipt with a bad signature refused", self._provider)
+        return web.Response(status=403, text="bad signature")
+
+    def _malformed(self) -> web.Response:
+        self._metrics.webhooks.labels(self._provider, "malformed").inc()
+        return web.Response(status=400, text="malformed receipt")

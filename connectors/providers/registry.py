@@ -8,11 +8,13 @@ from typing import Any
 from connectors.errors import UnknownProviderError
 from connectors.providers.base import SmsProvider
 from connectors.providers.twilio import TwilioSmsProvider
+from connectors.providers.vonage import VonageSmsProvider
 
 __all__ = ["SMS_PROVIDERS", "build_sms_provider"]
 
 SMS_PROVIDERS: dict[str, Callable[..., SmsProvider]] = {
     "twilio": TwilioSmsProvider,
+    "vonage": VonageSmsProvider,
 }
 
 

@@ -1,6 +1,8 @@
 """Twilio Programmable Messaging adapter (``POST /2010-04-01/Accounts/{sid}/Messages.json``).
 
-All httpx and Twilio failures are translated in one place, :func:`map_twilio_errors`.
+``send`` creates a message; ``find`` reconciles an ambiguous send through the list API
+(``GET .../Messages.json``), since Twilio has no idempotency key. All httpx and Twilio
+failures are translated in one place, :func:`map_twilio_errors`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
@@ -30,6 +33,8 @@ logger = logging.getLogger(__name__)
 PROVIDER = "twilio"
 API_VERSION = "2010-04-01"
 RATE_LIMIT_CODE = "20429"
+FIND_PAGE_SIZE = 50
+FIND_MAX_PAGES = 5
 _PHONE_LIKE = re.compile(r"\+?\d[\d\s().-]{4,}\d")
 
 
@@ -102,6 +107,17 @@ def _scrub(text: str) -> str:
     return _PHONE_LIKE.sub(mask, text)[:200]
 
 
+def _twilio_date(value: object) -> datetime | None:
+    """An RFC 2822 date as Twilio writes them ("Sat, 22 Nov 2026 11:00:00 +0000"), aware; None if unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("Retry-After")
     if not value:
@@ -165,6 +181,87 @@ class TwilioSmsProvider:
             request.message_id, receipt.provider_message_id, receipt.status, receipt.segments,
         )
         return receipt
+
+    async def find(self, request: SmsRequest, sent_after: datetime) -> ProviderReceipt | None:
+        """The message ``request`` created at or after ``sent_after``, if Twilio has one; else None.
+
+        For reconciling a send that raised ``ProviderAmbiguousError``. Lists
+        ``GET .../Messages.json?To=&From=&DateSent>=YYYY-MM-DD&PageSize=50`` (Twilio filters by
+        UTC date only) and follows ``next_page_uri`` for at most 5 pages. Twilio's list omits
+        ``StatusCallback``, so a message matches on its exact ``body`` and ``date_created >=
+        sent_after``; the newest match wins. Twilio's dates have whole seconds, so ``sent_after``
+        is compared truncated to the second (a naive ``sent_after`` is taken as UTC); take it
+        before the send and allow for clock skew. None is only "not found in the first 5 pages":
+        Twilio sets ``date_sent`` when a message leaves its queue, so call this some time after
+        the failed send, not at once. Every failure is a ``ProviderError`` (HTTP and transport
+        errors through :func:`map_twilio_errors`, an unreadable list as ``ProviderAmbiguousError``)
+        and means the outcome is still unknown.
+        """
+        if sent_after.tzinfo is None:
+            sent_after = sent_after.replace(tzinfo=timezone.utc)
+        since = sent_after.astimezone(timezone.utc).replace(microsecond=0)
+        params: dict[str, str] | None = {
+            "To": request.to,
+            "From": request.sender or self._from_number,
+            "DateSent>": since.date().isoformat(),
+            "PageSize": str(FIND_PAGE_SIZE),
+        }
+        url = self._path
+        best: tuple[datetime, ProviderReceipt] | None = None
+        pages = 0
+        while url and pages < FIND_MAX_PAGES:
+            with map_twilio_errors():
+                response = await self._client.get(url, params=params)
+                response.raise_for_status()
+            pages += 1
+            messages, url = self._parse_page(response)
+            params = None  # next_page_uri carries the query
+            for message in messages:
+                created = _twilio_date(message.get("date_created"))
+                if message.get("body") != request.body or created is None or created < since:
+                    continue
+                if best is None or created > best[0]:
+                    best = (created, self._receipt_from(message, response.status_code))
+        if url:
+            logger.warning("twilio find message_id=%s stopped after %d pages with more to read",
+                           request.message_id, pages)
+        receipt = best[1] if best else None
+        logger.info("twilio find message_id=%s pages=%d found=%s", request.message_id, pages,
+                    receipt.provider_message_id if receipt else None)
+        return receipt
+
+    def _parse_page(self, response: httpx.Response) -> tuple[list[dict[str, Any]], str | None]:
+        """A list page's messages and its ``next_page_uri`` (only ever a path under this account)."""
+        try:
+            payload = response.json()
+            messages = payload["messages"]
+            next_uri = payload.get("next_page_uri") or None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ProviderAmbiguousError(
+                f"twilio HTTP {response.status_code} message list unreadable", provider=PROVIDER
+            ) from exc
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages) or (
+            next_uri is not None and not (isinstance(next_uri, str) and next_uri.startswith(self._path + "?"))
+        ):
+            # A next page elsewhere would carry our credentials off-account: refuse it.
+            raise ProviderAmbiguousError(
+                f"twilio HTTP {response.status_code} message list malformed", provider=PROVIDER
+            )
+        return messages, next_uri
+
+    @classmethod
+    def _receipt_from(cls, message: dict[str, Any], http_status: int) -> ProviderReceipt:
+        sid = message.get("sid")
+        if not isinstance(sid, str) or not sid:
+            raise ProviderAmbiguousError(f"twilio HTTP {http_status} listed a message without a sid",
+                                         provider=PROVIDER)
+        raw_segments = message.get("num_segments")
+        try:
+            segments = int(raw_segments) if raw_segments not in (None, "") else None
+        except (TypeError, ValueError):
+            segments = None
+        return ProviderReceipt(provider=PROVIDER, provider_message_id=sid,
+                               status=str(message.get("status") or "queued"), segments=segments)
 
     @staticmethod
     def _parse_receipt(response: httpx.Response, message_id: str) -> ProviderReceipt:

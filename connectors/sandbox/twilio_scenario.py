@@ -33,7 +33,11 @@ class SandboxScenario:
     duplicate_receipts: send every status callback twice.
     reorder_receipts: send the final status before ``sent``.
     callback_retries / callback_retry_delay: extra attempts (exponential backoff) when the
-        receiver refuses the connection, times out or answers 5xx.
+        receiver refuses the connection, times out or answers 5xx (status callbacks and
+        inbound-message webhooks alike).
+    drop_response_every: for every Nth *accepted* create request, store the message (its
+        receipts follow as usual) but close the connection without answering: the ambiguous
+        send a client must reconcile through the list API (0 = never).
     """
 
     fail_rate: float = 0.02
@@ -43,12 +47,13 @@ class SandboxScenario:
     reorder_receipts: bool = False
     callback_retries: int = 3
     callback_retry_delay: float = 0.5
+    drop_response_every: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.fail_rate <= 1.0:
             raise ValueError("fail_rate must be within [0, 1]")
-        if self.rate_limit_every < 0 or self.callback_retries < 0:
-            raise ValueError("rate_limit_every and callback_retries must be >= 0")
+        if self.rate_limit_every < 0 or self.callback_retries < 0 or self.drop_response_every < 0:
+            raise ValueError("rate_limit_every, callback_retries and drop_response_every must be >= 0")
         if self.callback_delay < 0 or self.callback_retry_delay < 0:
             raise ValueError("delays must be >= 0")
 

@@ -5,16 +5,20 @@ import socket
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 
 import httpx
 import pytest
 from aiohttp import web
 
-from connectors.errors import ProviderMisconfiguredError, ProviderRejectedError, ProviderTransientError, SignatureError
+from connectors.errors import (ProviderAmbiguousError, ProviderMisconfiguredError, ProviderRejectedError,
+                               ProviderTransientError, SignatureError)
 from connectors.providers.base import SmsRequest
 from connectors.providers.twilio import TwilioSmsProvider
 from connectors.sandbox.twilio import SandboxScenario, serve
 from connectors.sandbox.twilio_scenario import planned_outcome
+from connectors.webhooks.twilio_inbound import TwilioInbound, parse_inbound
 from connectors.webhooks.twilio_signature import SIGNATURE_HEADER, verify_signature
 from connectors.webhooks.twilio_status import TwilioStatus, parse_status_callback
 
@@ -65,11 +69,35 @@ class Receiver:
         return [(s.status, s.error_code) for s in self.statuses if s.provider_message_id == sid]
 
 
+class InboundReceiver(Receiver):
+    """The number's messaging URL: verifies X-Twilio-Signature and parses the incoming message."""
+
+    def __init__(self, auth_token=AUTH_TOKEN, fail_first=0):
+        super().__init__(auth_token, fail_first)
+        self.inbound: list[TwilioInbound] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        pairs = [(key, str(value)) for key, value in form.items()]
+        try:
+            verify_signature(self.auth_token, self.url, pairs, request.headers.get(SIGNATURE_HEADER))
+        except SignatureError:
+            self.bad_signatures += 1
+            return web.Response(status=403)
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            return web.Response(status=503)
+        self.forms.append(dict(pairs))
+        self.inbound.append(parse_inbound(dict(pairs)))
+        return web.Response(text="<Response/>", content_type="text/xml")
+
+
 @dataclass
 class Rig:
     provider: TwilioSmsProvider
     receiver: Receiver
     base_url: str
+    inbound: InboundReceiver
 
     def request(self, to=OK_NUMBER, body="Your order #1042 has shipped", callback=True):
         return SmsRequest(message_id="msg-1", to=to, body=body,
@@ -81,6 +109,15 @@ class Rig:
             response.raise_for_status()
             return response.json()
 
+    async def customer_writes(self, **body):
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=10) as client:
+            return await client.post("/_sandbox/inbound", json=body)
+
+    async def list_api(self, url=f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json", auth=(ACCOUNT_SID, AUTH_TOKEN),
+                       **params):
+        async with httpx.AsyncClient(base_url=self.base_url, auth=auth) as client:
+            return await client.get(url, params=params or None)
+
     async def wait_for_stats(self, predicate):
         deadline = time.monotonic() + DEADLINE
         while not predicate(stats := await self.sandbox_json("/_sandbox/stats")):
@@ -90,19 +127,24 @@ class Rig:
 
 
 @asynccontextmanager
-async def rig(scenario=None, receiver=None, auth_token=AUTH_TOKEN):
+async def rig(scenario=None, receiver=None, auth_token=AUTH_TOKEN, inbound=None, inbound_url="receiver",
+              **sandbox_kwargs):
     receiver = receiver or Receiver()
+    inbound = inbound or InboundReceiver()
     app = web.Application()
     app.router.add_post("/twilio/status", receiver.handle)
+    app.router.add_post("/twilio/inbound", inbound.handle)
     receiver_runner = web.AppRunner(app, access_log=None)
     await receiver_runner.setup()
     await web.TCPSite(receiver_runner, "127.0.0.1", 0).start()
     receiver.url = f"http://127.0.0.1:{receiver_runner.addresses[0][1]}/twilio/status"
+    inbound.url = f"http://127.0.0.1:{receiver_runner.addresses[0][1]}/twilio/inbound"
     sandbox = await serve("127.0.0.1", 0, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN,
-                          scenario=scenario or SandboxScenario(**FAST))
+                          scenario=scenario or SandboxScenario(**FAST),
+                          inbound_url=inbound.url if inbound_url == "receiver" else inbound_url, **sandbox_kwargs)
     provider = TwilioSmsProvider(ACCOUNT_SID, auth_token, FROM, base_url=sandbox.base_url, timeout=5.0)
     try:
-        yield Rig(provider, receiver, sandbox.base_url)
+        yield Rig(provider, receiver, sandbox.base_url, inbound)
     finally:
         await provider.aclose()
         await sandbox.aclose()
@@ -292,8 +334,8 @@ def test_inspection_lists_messages_counts_traffic_and_resets():
                 await r.provider.send(r.request(to="not-a-number"))
             await r.receiver.wait_until(lambda rc: len(rc.statuses) >= 2)
             stats = await r.wait_for_stats(lambda s: s["callbacks_sent"] == 2)
-            assert stats == {"requests": 2, "accepted": 1, "rejected": 1, "rate_limited": 0,
-                             "callbacks_sent": 2, "callbacks_failed": 0}
+            assert stats == {"requests": 2, "accepted": 1, "rejected": 1, "rate_limited": 0, "dropped": 0,
+                             "callbacks_sent": 2, "callbacks_failed": 0, "inbound": 0, "inbound_failed": 0}
             (message,) = await r.sandbox_json("/_sandbox/messages")
             assert message["sid"] == receipt.provider_message_id
             assert (message["to"], message["body"], message["status"]) == (OK_NUMBER, "hello", "delivered")
@@ -301,5 +343,264 @@ def test_inspection_lists_messages_counts_traffic_and_resets():
             await r.sandbox_json("/_sandbox/reset")
             assert await r.sandbox_json("/_sandbox/messages") == []
             assert set((await r.sandbox_json("/_sandbox/stats")).values()) == {0}
+
+    run(main)
+
+
+# --- ambiguous sends and reconciliation through the list API -------------------------------
+
+
+def wait_for_sent(r, predicate=lambda rc: len(rc.statuses) >= 1):
+    return r.receiver.wait_until(predicate)
+
+
+def test_dropped_response_is_ambiguous_and_find_reconciles_it():
+    async def main():
+        async with rig(SandboxScenario(**FAST, drop_response_every=1)) as r:
+            sent_after = datetime.now(timezone.utc)
+            request = r.request()
+            with pytest.raises(ProviderAmbiguousError):
+                await r.provider.send(request)
+            (stored,) = await r.sandbox_json("/_sandbox/messages")
+            await wait_for_sent(r)  # Twilio's DateSent filter sees a message once it left the queue
+            receipt = await r.provider.find(request, sent_after)
+            assert receipt is not None and receipt.provider_message_id == stored["sid"]
+            assert receipt.provider == "twilio" and receipt.segments == 1
+            assert receipt.status in ("sent", "delivered")
+            never_sent = SmsRequest(message_id="msg-2", to=OK_NUMBER, body="never sent")
+            assert await r.provider.find(never_sent, sent_after) is None
+            assert await r.provider.find(r.request(to="+31687654321"), sent_after) is None
+            assert await r.provider.find(request, datetime.now(timezone.utc) + timedelta(seconds=2)) is None
+            stats = await r.wait_for_stats(lambda s: s["callbacks_sent"] == 2)
+            assert (stats["accepted"], stats["dropped"]) == (1, 1)
+            # The dropped message is delivered and reported like any other.
+            assert r.receiver.statuses_of(stored["sid"]) == [("sent", None), ("delivered", None)]
+
+    run(main)
+
+
+def test_drop_response_every_second_accepted_message_counts_only_accepted_ones():
+    async def main():
+        async with rig(SandboxScenario(**FAST, drop_response_every=2)) as r:
+            first = await r.provider.send(r.request(callback=False))
+            with pytest.raises(ProviderRejectedError):  # rejected: does not count towards the drop
+                await r.provider.send(r.request(to="not-a-number", callback=False))
+            with pytest.raises(ProviderAmbiguousError):
+                await r.provider.send(r.request(callback=False))
+            third = await r.provider.send(r.request(callback=False))
+            stats = await r.sandbox_json("/_sandbox/stats")
+            assert (stats["requests"], stats["accepted"], stats["rejected"], stats["dropped"]) == (4, 3, 1, 1)
+            sids = [m["sid"] for m in await r.sandbox_json("/_sandbox/messages")]
+            assert len(sids) == 3 and sids[0] == first.provider_message_id and sids[2] == third.provider_message_id
+
+    run(main)
+
+
+def test_find_picks_the_newest_of_several_identical_messages_and_reads_many_pages():
+    async def main():
+        async with rig(SandboxScenario(**{**FAST, "callback_delay": 0.0})) as r:
+            sent_after = datetime.now(timezone.utc)
+            for _ in range(54):  # more than one 50-message page
+                await r.provider.send(r.request(body="filler", callback=False))
+            last = await r.provider.send(r.request(callback=False))
+            for _ in range(3):
+                await r.provider.send(r.request(body="filler", callback=False))
+            await asyncio.sleep(0.1)
+            assert (await r.provider.find(r.request(), sent_after)).provider_message_id == last.provider_message_id
+
+    run(main)
+
+
+def test_list_api_is_shaped_like_twilios():
+    async def main():
+        async with rig() as r:
+            before = datetime.now(timezone.utc).replace(microsecond=0)
+            receipt = await r.provider.send(r.request())
+            await wait_for_sent(r, lambda rc: len(rc.statuses) >= 2)
+            response = await r.list_api(To=OK_NUMBER, From=FROM, **{"DateSent>": before.date().isoformat()},
+                                        PageSize="50")
+            assert response.status_code == 200
+            page = response.json()
+            assert {"messages", "next_page_uri", "page", "page_size", "uri", "first_page_uri",
+                    "previous_page_uri", "start", "end"} <= page.keys()
+            assert (page["page"], page["page_size"], page["next_page_uri"]) == (0, 50, None)
+            assert page["uri"].startswith(f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json?")
+            (message,) = page["messages"]
+            assert message["sid"] == receipt.provider_message_id
+            assert (message["to"], message["from"], message["body"]) == (OK_NUMBER, FROM, "Your order #1042 has shipped")
+            assert (message["status"], message["num_segments"], message["error_code"]) == ("delivered", "1", None)
+            assert message["direction"] == "outbound-api" and message["account_sid"] == ACCOUNT_SID
+            for key in ("date_created", "date_sent", "date_updated"):
+                assert message[key].endswith(" +0000") and message[key][3:5] == ", "  # "Sat, 22 Nov 2026 11:00:00 +0000"
+                assert parsedate_to_datetime(message[key]) >= before
+            assert "status_callback" not in message  # like Twilio: not in the resource
+
+    run(main)
+
+
+def test_list_api_filters_by_to_from_and_sent_date():
+    async def main():
+        async with rig() as r:
+            await r.provider.send(r.request(callback=False))
+            await r.provider.send(r.request(to="+31687654321", callback=False))
+            await r.provider.send(SmsRequest(message_id="m", to=OK_NUMBER, body="from the brand", sender="Shop"))
+            await r.wait_for_stats(lambda s: s["accepted"] == 3)
+            await asyncio.sleep(0.2)  # all three left the queue
+            today = datetime.now(timezone.utc).date()
+            everything = (await r.list_api()).json()["messages"]
+            assert len(everything) == 3
+            to_ok = (await r.list_api(To=OK_NUMBER)).json()["messages"]
+            assert {m["from"] for m in to_ok} == {FROM, "Shop"}
+            assert len((await r.list_api(To=OK_NUMBER, From=FROM)).json()["messages"]) == 1
+            assert len((await r.list_api(**{"DateSent>": today.isoformat()})).json()["messages"]) == 3
+            assert len((await r.list_api(**{"DateSent": today.isoformat()})).json()["messages"]) == 3
+            tomorrow = (today + timedelta(days=1)).isoformat()
+            assert (await r.list_api(**{"DateSent>": tomorrow})).json()["messages"] == []
+            assert len((await r.list_api(**{"DateSent<": tomorrow})).json()["messages"]) == 3
+            bad = await r.list_api(**{"DateSent>": "last tuesday"})
+            assert bad.status_code == 400 and bad.json()["code"] == 20001
+
+    run(main)
+
+
+def test_list_api_queued_messages_have_no_date_sent_so_the_date_filter_skips_them():
+    async def main():
+        async with rig(SandboxScenario(**{**FAST, "callback_delay": 30.0})) as r:
+            await r.provider.send(r.request(callback=False))
+            (message,) = (await r.list_api()).json()["messages"]
+            assert message["status"] == "queued" and message["date_sent"] is None
+            today = datetime.now(timezone.utc).date().isoformat()
+            assert (await r.list_api(**{"DateSent>": today})).json()["messages"] == []
+
+    run(main)
+
+
+def test_list_api_pages_newest_first_with_next_page_uri():
+    async def main():
+        async with rig(SandboxScenario(**{**FAST, "callback_delay": 0.0})) as r:
+            sids = [(await r.provider.send(r.request(body=f"n{i}", callback=False))).provider_message_id
+                    for i in range(5)]
+            await asyncio.sleep(0.1)
+            seen, pages = [], 0
+            page = (await r.list_api(To=OK_NUMBER, PageSize="2")).json()
+            while True:
+                pages += 1
+                assert page["page_size"] == 2 and len(page["messages"]) <= 2
+                seen += [m["sid"] for m in page["messages"]]
+                url = page["next_page_uri"]
+                if not url:
+                    break
+                assert url.startswith(f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json?") and "PageToken=PA" in url
+                page = (await r.list_api(url)).json()
+            assert pages == 3 and seen == list(reversed(sids))
+
+    run(main)
+
+
+def test_list_api_needs_the_account_credentials():
+    async def main():
+        async with rig() as r:
+            response = await r.list_api(auth=(ACCOUNT_SID, "wrong"))
+            assert response.status_code == 401 and response.json()["code"] == 20003
+            other = await r.list_api(url="/2010-04-01/Accounts/AC" + "1" * 32 + "/Messages.json")
+            assert other.status_code == 401
+
+    run(main)
+
+
+# --- inbound messages (customer replies) ---------------------------------------------------
+
+
+CUSTOMER = "+48601234567"
+
+
+def test_inbound_stop_reaches_the_receiver_signed_with_twilios_fields():
+    async def main():
+        async with rig() as r:
+            response = await r.customer_writes(**{"from": CUSTOMER, "text": "STOP"})
+            assert response.status_code == 200
+            sid = response.json()["sid"]
+            assert sid.startswith("SM") and len(sid) == 34 and int(sid[2:], 16) >= 0
+            # answered only after the receiver said 2xx: no waiting needed
+            (inbound,) = r.inbound.inbound
+            assert inbound == TwilioInbound(provider_message_id=sid, from_number=CUSTOMER, to_number=FROM,
+                                            text="STOP")
+            form = r.inbound.forms[0]
+            assert (form["MessageSid"], form["AccountSid"], form["NumMedia"]) == (sid, ACCOUNT_SID, "0")
+            assert form["From"] == CUSTOMER and form["To"] == FROM and form["Body"] == "STOP"
+            assert r.inbound.bad_signatures == 0
+            stats = await r.sandbox_json("/_sandbox/stats")
+            assert (stats["inbound"], stats["inbound_failed"], stats["requests"]) == (1, 0, 0)
+
+    run(main)
+
+
+def test_inbound_is_addressed_to_the_configured_account_number_and_keeps_unicode():
+    async def main():
+        async with rig(from_number="+15005550001") as r:
+            response = await r.customer_writes(**{"from": CUSTOMER, "text": "Stop, dziękuję 🙏"})
+            assert response.status_code == 200
+            (inbound,) = r.inbound.inbound
+            assert inbound.to_number == "+15005550001" and inbound.text == "Stop, dziękuję 🙏"
+
+    run(main)
+
+
+def test_inbound_signed_with_the_account_token_fails_another_token():
+    async def main():
+        async with rig(inbound=InboundReceiver(auth_token="not-the-account-token")) as r:
+            response = await r.customer_writes(**{"from": CUSTOMER, "text": "STOP"})
+            assert response.status_code == 502 and response.json()["delivered"] is False
+            assert r.inbound.bad_signatures == 1 and r.inbound.inbound == []  # 4xx: not retried
+            assert (await r.sandbox_json("/_sandbox/stats"))["inbound_failed"] == 1
+
+    run(main)
+
+
+def test_inbound_is_retried_when_the_receiver_answers_5xx():
+    async def main():
+        async with rig(inbound=InboundReceiver(fail_first=2)) as r:
+            response = await r.customer_writes(**{"from": CUSTOMER, "text": "STOP"})
+            assert response.status_code == 200
+            assert [m.provider_message_id for m in r.inbound.inbound] == [response.json()["sid"]]
+
+    run(main)
+
+
+def test_inbound_to_a_dead_receiver_fails_after_retries():
+    async def main():
+        scenario = SandboxScenario(**{**FAST, "callback_retry_delay": 0.01}, callback_retries=1)
+        async with rig(scenario, inbound_url=f"http://127.0.0.1:{free_port()}/twilio/inbound") as r:
+            response = await r.customer_writes(**{"from": CUSTOMER, "text": "STOP"})
+            assert response.status_code == 502
+            assert (await r.sandbox_json("/_sandbox/stats"))["inbound_failed"] == 1
+
+    run(main)
+
+
+def test_inbound_without_inbound_url_or_with_a_bad_body_is_refused():
+    async def main():
+        async with rig(inbound_url=None) as r:
+            assert (await r.customer_writes(**{"from": CUSTOMER, "text": "STOP"})).status_code == 409
+        async with rig() as r:
+            for body in ({"text": "STOP"}, {"from": "0601234567", "text": "STOP"}, {"from": CUSTOMER},
+                         {"from": CUSTOMER, "text": 7}):
+                assert (await r.customer_writes(**body)).status_code == 400
+            async with httpx.AsyncClient(base_url=r.base_url) as client:
+                assert (await client.post("/_sandbox/inbound", content=b"not json")).status_code == 400
+            assert r.inbound.inbound == []
+
+    run(main)
+
+
+def test_inbound_message_is_listed_as_inbound_but_not_found_as_an_outbound_send():
+    async def main():
+        async with rig() as r:
+            sent_after = datetime.now(timezone.utc)
+            sid = (await r.customer_writes(**{"from": OK_NUMBER, "text": "Your order #1042 has shipped"})).json()["sid"]
+            (listed,) = (await r.list_api()).json()["messages"]
+            assert (listed["sid"], listed["direction"], listed["status"]) == (sid, "inbound", "received")
+            assert (listed["from"], listed["to"]) == (OK_NUMBER, FROM)
+            assert await r.provider.find(r.request(), sent_after) is None  # same body, other direction
 
     run(main)

@@ -395,3 +395,19 @@ def test_whatsapp_only_without_window_or_template_is_suppressed_for_want_of_a_ch
     p = f.profile(channel_preferences=[Channel.WHATSAPP])
     decision = policy.decide(f.intent(p.customer_id, channels=[Channel.WHATSAPP]), p, None, f.NOW)
     assert decision == policy.Suppress(OutcomeReason.NO_CHANNEL, decision.detail)
+
+
+def test_smart_encoding_keeps_a_curly_quoted_sms_in_gsm7_when_the_store_allows_it(monkeypatch) -> None:
+    p = f.profile()
+    intent = f.intent(p.customer_id, variables={"order_id": "“1001”", "tracking_url": "https://t.example/1"})
+    plain = decide(intent, p, None, f.NOW)
+    smart = decide(intent, p, None, f.NOW, PolicyConfig(smart_encoding=True))
+    assert plain.command.sms.encoding == "UCS-2" and "“1001”" in plain.command.body
+    assert smart.command.sms.encoding == "GSM-7" and '"1001"' in smart.command.body
+
+
+def test_smart_encoding_never_touches_text_that_needs_ucs2_anyway() -> None:
+    p = f.profile(locale="he")
+    intent = f.intent(p.customer_id, variables={"order_id": "“1001”", "tracking_url": "https://t.example/1"})
+    smart = decide(intent, p, None, f.NOW, PolicyConfig(smart_encoding=True))
+    assert smart.command.sms.encoding == "UCS-2" and "“1001”" in smart.command.body

@@ -276,3 +276,187 @@ def test_json_error_body_is_parsed_even_with_charset():
     with pytest.raises(ProviderRejectedError) as info:
         send_with(lambda r: response)
     assert info.value.code == "21610"
+
+
+# --- find: reconciling an ambiguous send through the list API ------------------------------
+
+SENT_AFTER = datetime(2026, 11, 22, 11, 0, 0, 400000, tzinfo=timezone.utc)
+LIST_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+
+
+def listed(sid, body=BODY, created=SENT_AFTER, status="sent", segments="1"):
+    stamp = format_datetime(created.replace(microsecond=0))
+    return {"sid": sid, "to": TO, "from": FROM, "body": body, "status": status, "num_segments": segments,
+            "date_created": stamp, "date_sent": stamp, "date_updated": stamp, "error_code": None,
+            "direction": "outbound-api"}
+
+
+def page(messages, next_page_uri=None, number=0):
+    return httpx.Response(200, json={"messages": messages, "next_page_uri": next_page_uri, "page": number,
+                                     "page_size": 50, "uri": LIST_PATH})
+
+
+def find_with(handler, request=REQUEST, sent_after=SENT_AFTER, **kwargs):
+    async def main():
+        provider = TwilioSmsProvider(ACCOUNT_SID, AUTH_TOKEN, FROM, transport=httpx.MockTransport(handler),
+                                     **kwargs)
+        try:
+            return await provider.find(request, sent_after)
+        finally:
+            await provider.aclose()
+
+    return asyncio.run(main())
+
+
+def test_find_lists_with_twilios_exact_query_and_basic_auth():
+    seen = []
+
+    def handler(request):
+        seen.append(request)
+        return page([])
+
+    assert find_with(handler) is None
+    (request,) = seen
+    assert request.method == "GET" and request.url.path == LIST_PATH
+    assert request.url.host == "api.twilio.com"
+    assert dict(request.url.params.multi_items()) == {"To": TO, "From": FROM, "DateSent>": "2026-11-22",
+                                                      "PageSize": "50"}
+    assert len(request.url.params.multi_items()) == 4
+    assert b"DateSent%3E=2026-11-22" in request.url.query  # Twilio's odd parameter name, encoded
+    expected_auth = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+    assert request.headers["Authorization"] == f"Basic {expected_auth}"
+
+
+def test_find_uses_the_requests_sender_and_the_utc_date_of_sent_after():
+    seen = []
+
+    def handler(request):
+        seen.append(request.url.params)
+        return page([])
+
+    warsaw = timezone(timedelta(hours=1))
+    find_with(handler, SmsRequest(message_id="m", to=TO, body=BODY, sender="Shop"),
+              sent_after=datetime(2026, 11, 23, 0, 30, tzinfo=warsaw))  # 23:30 UTC the day before
+    assert seen[0]["From"] == "Shop" and seen[0]["DateSent>"] == "2026-11-22"
+
+
+def test_find_returns_the_receipt_of_the_message_with_the_same_body_created_after_sent_after():
+    messages = [listed("SM" + "1" * 32, body="another message"),
+                listed("SM" + "2" * 32, status="delivered", segments="2"),
+                listed("SM" + "3" * 32, created=SENT_AFTER - timedelta(seconds=5))]
+    assert find_with(lambda r: page(messages)) == ProviderReceipt(
+        provider="twilio", provider_message_id="SM" + "2" * 32, status="delivered", segments=2)
+
+
+def test_find_compares_at_twilios_one_second_resolution():
+    # created 11:00:00.7, listed as 11:00:00, sent_after 11:00:00.4: still a match.
+    message = listed(SID, created=SENT_AFTER.replace(microsecond=700000))
+    assert find_with(lambda r: page([message])).provider_message_id == SID
+
+
+def test_find_prefers_the_newest_match_whatever_the_list_order():
+    older = listed("SM" + "a" * 32, created=SENT_AFTER + timedelta(seconds=1))
+    newer = listed("SM" + "b" * 32, created=SENT_AFTER + timedelta(seconds=30))
+    assert find_with(lambda r: page([older, newer])).provider_message_id == "SM" + "b" * 32
+    assert find_with(lambda r: page([newer, older])).provider_message_id == "SM" + "b" * 32
+
+
+def test_find_requires_the_exact_body():
+    messages = [listed(SID, body=BODY + " "), listed("SM" + "1" * 32, body=BODY.upper())]
+    assert find_with(lambda r: page(messages)) is None
+
+
+def test_find_without_match_is_none_and_skips_unreadable_dates():
+    messages = [listed(SID, created=SENT_AFTER - timedelta(minutes=1)),
+                {**listed("SM" + "1" * 32), "date_created": "yesterday-ish"},
+                {**listed("SM" + "2" * 32), "date_created": None}]
+    assert find_with(lambda r: page(messages)) is None
+
+
+def test_naive_sent_after_is_taken_as_utc():
+    message = listed(SID, created=SENT_AFTER)
+    assert find_with(lambda r: page([message]), sent_after=SENT_AFTER.replace(tzinfo=None)).provider_message_id == SID
+    later = (SENT_AFTER + timedelta(hours=1)).replace(tzinfo=None)
+    assert find_with(lambda r: page([message]), sent_after=later) is None
+
+
+def test_find_follows_next_page_uri_to_the_match():
+    seen = []
+    next_uri = f"{LIST_PATH}?To=%2B31612345678&From=%2B15005550006&DateSent%3E=2026-11-22&PageSize=50&Page=1&PageToken=PA{SID}"
+
+    def handler(request):
+        seen.append(request.url)
+        if len(seen) == 1:
+            return page([listed("SM" + "1" * 32, body="other")], next_page_uri=next_uri)
+        return page([listed(SID)], number=1)
+
+    assert find_with(handler).provider_message_id == SID
+    assert len(seen) == 2
+    assert seen[1].raw_path.decode() == next_uri  # exactly Twilio's uri, nothing added
+    assert seen[1].host == "api.twilio.com"
+
+
+def test_find_reads_at_most_five_pages():
+    calls = []
+
+    def handler(request):
+        calls.append(request)
+        return page([listed("SM" + "1" * 32, body="other")], next_page_uri=f"{LIST_PATH}?Page={len(calls)}")
+
+    assert find_with(handler) is None
+    assert len(calls) == 5
+
+
+def test_find_refuses_a_next_page_off_the_account_so_credentials_stay_home():
+    for uri in ("https://evil.example/2010-04-01/Accounts/x/Messages.json?Page=1",
+                "/2010-04-01/Accounts/ACother/Messages.json?Page=1"):
+        with pytest.raises(ProviderAmbiguousError):
+            find_with(lambda r, uri=uri: page([], next_page_uri=uri))
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_find_5xx_is_transient(status):
+    with pytest.raises(ProviderTransientError):
+        find_with(lambda r: httpx.Response(status, text="upstream trouble"))
+
+
+def test_find_errors_go_through_the_same_mapping():
+    with pytest.raises(ProviderTransientError) as info:
+        find_with(lambda r: twilio_error(429, 20429, headers={"Retry-After": "2"}))
+    assert info.value.retry_after == 2.0
+    with pytest.raises(ProviderMisconfiguredError):
+        find_with(lambda r: twilio_error(401, 20003, "Authenticate"))
+    with pytest.raises(ProviderTransientError):
+        find_with(raising(httpx.ConnectError))
+    with pytest.raises(ProviderAmbiguousError):
+        find_with(raising(httpx.ReadTimeout))
+
+
+def test_second_page_failure_is_mapped_too():
+    calls = []
+
+    def handler(request):
+        calls.append(request)
+        if len(calls) == 1:
+            return page([], next_page_uri=f"{LIST_PATH}?Page=1")
+        return httpx.Response(502)
+
+    with pytest.raises(ProviderTransientError):
+        find_with(handler)
+
+
+@pytest.mark.parametrize("response", [
+    httpx.Response(200, text="<html>"),
+    httpx.Response(200, json={"no": "messages"}),
+    httpx.Response(200, json={"messages": "nope"}),
+    httpx.Response(200, json=[]),
+])
+def test_find_unreadable_list_is_ambiguous(response):
+    with pytest.raises(ProviderAmbiguousError):
+        find_with(lambda r: response)
+
+
+def test_find_errors_never_contain_number_or_body():
+    with pytest.raises(ProviderRejectedError) as info:
+        find_with(lambda r: twilio_error(400, 21211, f"The 'To' number {TO} is not a valid phone number."))
+    assert TO not in str(info.value) and TO[1:] not in str(info.value)
