@@ -88,7 +88,9 @@ def _sandbox(args: argparse.Namespace, settings: Settings) -> int:
 
     scenario = SandboxScenario(fail_rate=args.fail_rate, callback_delay=args.callback_delay)
     run(box.host, args.port or box.port, account_sid=settings.sms.account_sid,
-        auth_token=settings.sms.auth_token.get_secret_value(), scenario=scenario)
+        auth_token=settings.sms.auth_token.get_secret_value(), scenario=scenario,
+        inbound_url=settings.sms.public_base_url.rstrip("/") + "/webhooks/twilio/inbound",
+        from_number=settings.sms.from_number)
     return 0
 
 

@@ -38,6 +38,8 @@ class GatewaySettings(BaseModel):
     burst: int = Field(10, ge=1, description="Sends the bucket may save up.")
     breaker_threshold: int = Field(5, ge=1, description="Consecutive provider failures that open the breaker.")
     breaker_cool_off: float = Field(10.0, gt=0, description="Seconds an open breaker waits before a trial call.")
+    reconcile_every: float = Field(30.0, gt=0, description="Seconds between lookups of ambiguous sends.")
+    reconcile_for: float = Field(1800.0, gt=0, description="Seconds to keep looking before leaving it to people.")
     webhook_host: str = "127.0.0.1"
     webhook_port: int = Field(description="Provider webhooks, /metrics and /health.")
     public_base_url: str = Field("", description="How the provider reaches our webhooks (the URL it signs).")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from connectors.providers.base import EmailProvider, EmailRequest, ProviderReceipt
 from schemas.messages import SendCommand
 from streams.templates import email_html
@@ -17,6 +19,9 @@ class EmailSender:
             message_id=command.message_id, to=command.to, subject=command.subject or command.template,
             text=command.body, html=email_html(command.body, command.locale),
         ))
+
+    async def reconcile(self, command: SendCommand, sent_after: dt.datetime) -> ProviderReceipt | None:
+        return None  # the provider has no lookup: an ambiguous send stays ambiguous until a receipt says more
 
     async def aclose(self) -> None:
         await self._provider.aclose()

@@ -15,12 +15,17 @@ bulk records at a time, so a campaign backlog never delays an order update.
 
 Offsets are committed for what was processed, after each batch and on stop; the ledger makes a
 redelivery harmless.
+
+Reconciling: an ambiguous send is never repeated. Its delivery receipts (which name the message)
+settle it when they come; otherwise the gateway asks the provider, where it can, every
+``reconcile_every`` seconds for ``reconcile_for`` seconds, and reports ``sent`` if it finds it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from typing import Protocol
@@ -60,6 +65,9 @@ class Sender(Protocol):
 
     async def send(self, command: SendCommand) -> ProviderReceipt: ...
 
+    async def reconcile(self, command: SendCommand, sent_after: dt.datetime) -> ProviderReceipt | None:
+        """Asks the provider whether an ambiguous send reached it (None: not found or cannot ask)."""
+
     async def aclose(self) -> None: ...
 
 
@@ -82,6 +90,7 @@ class Gateway:
         self._breaker = CircuitBreaker(config.breaker_threshold, config.breaker_cool_off)
         self._stage = f"gateway_{self.channel.value}"
         self._stop = asyncio.Event()
+        self._unresolved: dict[str, tuple[SendCommand, dt.datetime]] = {}  # ambiguous sends to reconcile
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set. The ledger is restored before the first command is read."""
@@ -89,6 +98,7 @@ class Gateway:
         follower = await self.ledger.restore(self._kafka.bootstrap_servers,
                                              await self._publisher.partitions_for(self.ledger.topic))
         following = asyncio.create_task(self.ledger.follow(follower))
+        reconciling = asyncio.create_task(self._reconcile_forever())
         consumer = AIOKafkaConsumer(
             *self.lanes, bootstrap_servers=self._kafka.bootstrap_servers.split(","),
             group_id=f"{self._kafka.topic_prefix}{self._config.group_id}",
@@ -101,9 +111,10 @@ class Gateway:
             while not stop.is_set():
                 await self._one_batch(consumer)
         finally:
-            following.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await following
+            for task in (following, reconciling):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await consumer.stop()
             await follower.stop()
 
@@ -208,8 +219,42 @@ class Gateway:
         await self._outcomes.write(for_command(command, OutcomeStatus.FAILED, self._clock.now(), reason=reason,
                                                detail=detail, provider=self._sender.provider_name, error_code=code))
 
+    async def _reconcile_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.reconcile_every)
+            await self.reconcile()
+
+    async def reconcile(self) -> None:
+        """One pass over the ambiguous sends of this process."""
+        now = self._clock.now()
+        for message_id, (command, since) in list(self._unresolved.items()):
+            entry = self.ledger.get(message_id)
+            if entry is None or entry.state != LedgerState.AMBIGUOUS:
+                del self._unresolved[message_id]  # settled elsewhere
+                continue
+            if entry.receipt_status is not None:  # a receipt already told the story: the provider had it
+                await self.ledger.record(message_id, LedgerState.ACCEPTED, now, entry.provider_message_id)
+                del self._unresolved[message_id]
+                continue
+            try:
+                receipt = await self._sender.reconcile(command, since - dt.timedelta(seconds=5))
+            except Exception as exc:  # noqa: BLE001 - a failed lookup settles nothing; try again next pass
+                logger.info("message_id=%s reconcile failed: %s", message_id, type(exc).__name__)
+                continue
+            if receipt is not None:
+                await self.ledger.record(message_id, LedgerState.ACCEPTED, now, receipt.provider_message_id)
+                await self._outcomes.write(for_command(command, OutcomeStatus.SENT, now, provider=receipt.provider,
+                                                       provider_message_id=receipt.provider_message_id,
+                                                       detail="reconciled after an ambiguous provider call"))
+                del self._unresolved[message_id]
+            elif (now - since).total_seconds() > self._config.reconcile_for:
+                logger.warning("message_id=%s still ambiguous after %ss: left for an operator", message_id,
+                               self._config.reconcile_for)
+                del self._unresolved[message_id]
+
     async def _ambiguous(self, command: SendCommand, detail: str) -> None:
         logger.warning("message_id=%s ambiguous: %s", command.message_id, detail)
+        self._unresolved[command.message_id] = (command, self._clock.now())
         await self.ledger.record(command.message_id, LedgerState.AMBIGUOUS, self._clock.now())
         await self._outcomes.write(for_command(command, OutcomeStatus.AMBIGUOUS, self._clock.now(),
                                                reason=OutcomeReason.AMBIGUOUS_PROVIDER_CALL, detail=detail,

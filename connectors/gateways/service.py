@@ -14,8 +14,9 @@ from connectors.gateways.http import create_http_app
 from connectors.gateways.kafka_io import AiokafkaPublisher, make_producer
 from connectors.gateways.ledger import SendLedger
 from connectors.gateways.email import EmailSender
-from connectors.gateways.sms import SmsReceipts, SmsSender
-from connectors.gateways.whatsapp import Contacts, WhatsAppSender, WhatsAppWebhook
+from connectors.gateways.inbound import Contacts, InboundWriter
+from connectors.gateways.sms import SmsSender, SmsWebhooks
+from connectors.gateways.whatsapp import WhatsAppSender, WhatsAppWebhook
 from connectors.providers.smtp import SmtpEmailProvider
 from connectors.providers.whatsapp_registry import build_whatsapp_provider
 from connectors.providers.registry import build_sms_provider
@@ -31,11 +32,14 @@ logger = logging.getLogger(__name__)
 
 def _channel_parts(channel: Channel, settings: Settings, publisher: AiokafkaPublisher, outcomes: OutcomeWriter,
                    ledger: SendLedger, clock: Clock, metrics: Metrics) -> tuple[Sender, list[web.RouteDef]]:
+    contacts = Contacts()
+    inbound = InboundWriter(TopicNames(settings.kafka.topic_prefix), publisher, contacts, clock, metrics)
     match channel:
         case Channel.SMS:
             sms = settings.sms
             provider = build_sms_provider(sms.provider, **_sms_provider_config(sms))
-            return SmsSender(provider, sms.public_base_url), SmsReceipts(sms, outcomes, ledger, clock, metrics).routes()
+            webhooks = SmsWebhooks(sms, outcomes, ledger, inbound, clock, metrics)
+            return SmsSender(provider, sms.public_base_url, contacts), webhooks.routes()
         case Channel.EMAIL:
             email = settings.email
             provider = SmtpEmailProvider(email.host, email.port, sender=email.sender, username=email.username,
@@ -47,9 +51,7 @@ def _channel_parts(channel: Channel, settings: Settings, publisher: AiokafkaPubl
             provider = build_whatsapp_provider(wa.provider, phone_number_id=wa.phone_number_id,
                                                access_token=wa.access_token, base_url=wa.api_base_url,
                                                api_version=wa.api_version)
-            contacts = Contacts()
-            webhook = WhatsAppWebhook(wa, TopicNames(settings.kafka.topic_prefix), publisher, outcomes, ledger,
-                                      contacts, clock, metrics)
+            webhook = WhatsAppWebhook(wa, outcomes, ledger, inbound, clock, metrics)
             return WhatsAppSender(provider, contacts), webhook.routes()
         case _ as unreachable:
             assert_never(unreachable)

@@ -1,17 +1,19 @@
-"""The SMS channel: requests that ask for delivery receipts naming the message, and the receipt webhooks
-of each SMS provider (Twilio status callbacks, Vonage delivery receipts), signatures checked first."""
+"""The SMS channel: requests that ask for delivery receipts naming the message, and each SMS provider's
+webhooks (Twilio status callbacks and replies, Vonage delivery receipts), signatures checked first."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 from connectors.errors import SignatureError, WebhookPayloadError
+from connectors.gateways.inbound import Contacts, InboundWriter
 from connectors.gateways.ledger import SendLedger
 from connectors.providers.base import ProviderReceipt, SmsProvider, SmsRequest
-from connectors.webhooks import twilio_status, vonage_dlr
+from connectors.webhooks import twilio_inbound, twilio_status, vonage_dlr
 from connectors.webhooks.twilio_signature import verify_signature as verify_twilio
 from schemas.messages import OutcomeStatus, SendCommand
 from schemas.types import Channel
@@ -25,11 +27,15 @@ logger = logging.getLogger(__name__)
 RECEIPT_PATHS = {"twilio": "/webhooks/twilio/status", "vonage": "/webhooks/vonage/dlr"}
 
 
+INBOUND_PATHS = {"twilio": "/webhooks/twilio/inbound"}
+
+
 class SmsSender:
     """Sends a command's body to its number, asking for receipts at a URL that names the message."""
 
-    def __init__(self, provider: SmsProvider, public_base_url: str) -> None:
+    def __init__(self, provider: SmsProvider, public_base_url: str, contacts: Contacts) -> None:
         self._provider = provider
+        self._contacts = contacts
         self.provider_name = provider.name
         self._callback_base = public_base_url.rstrip("/") + RECEIPT_PATHS[provider.name]
 
@@ -39,32 +45,63 @@ class SmsSender:
         return f"{self._callback_base}?{query}"
 
     async def send(self, command: SendCommand) -> ProviderReceipt:
-        return await self._provider.send(SmsRequest(message_id=command.message_id, to=command.to, body=command.body,
-                                                    status_callback=self.status_callback(command)))
+        receipt = await self._provider.send(SmsRequest(message_id=command.message_id, to=command.to,
+                                                       body=command.body, status_callback=self.status_callback(command)))
+        self._contacts.learn(command.to, command.customer_id, command.store_id)
+        return receipt
+
+    async def reconcile(self, command: SendCommand, sent_after: dt.datetime) -> ProviderReceipt | None:
+        """What the provider has for a message whose send was ambiguous (None: nothing found, or a provider
+        that cannot be asked)."""
+        find = getattr(self._provider, "find", None)
+        if find is None:
+            return None
+        return await find(SmsRequest(message_id=command.message_id, to=command.to, body=command.body), sent_after)
 
     async def aclose(self) -> None:
         await self._provider.aclose()
 
 
-class SmsReceipts:
-    """The receipt webhook of the configured provider; a receipt that is news becomes an outcome."""
+class SmsWebhooks:
+    """The configured provider's webhooks: a receipt that is news becomes an outcome; a reply (Twilio)
+    goes to ``messages.inbound``. Vonage inbound messages are not wired yet."""
 
-    def __init__(self, config: SmsGatewaySettings, outcomes: OutcomeWriter, ledger: SendLedger, clock: Clock,
-                 metrics: Metrics) -> None:
+    def __init__(self, config: SmsGatewaySettings, outcomes: OutcomeWriter, ledger: SendLedger,
+                 inbound: InboundWriter, clock: Clock, metrics: Metrics) -> None:
         self._config, self._outcomes, self._ledger, self._clock, self._metrics = config, outcomes, ledger, clock, metrics
+        self._inbound = inbound
         self._provider = config.provider
 
     def routes(self) -> list[web.RouteDef]:
         path = RECEIPT_PATHS[self._provider]
         if self._provider == "twilio":
-            return [web.post(path, self.twilio)]
+            return [web.post(path, self.twilio), web.post(INBOUND_PATHS["twilio"], self.twilio_inbound)]
         return [web.post(path, self.vonage), web.get(path, self.vonage)]
+
+    def _verify_twilio(self, request: web.Request, form: dict[str, str]) -> None:
+        public_url = self._config.public_base_url.rstrip("/") + request.path_qs
+        verify_twilio(self._config.auth_token, public_url, form, request.headers.get("X-Twilio-Signature"))
+
+    async def twilio_inbound(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+        try:
+            self._verify_twilio(request, form)
+        except SignatureError:
+            return self._forged()
+        try:
+            message = twilio_inbound.parse_inbound(form)
+        except WebhookPayloadError:
+            return self._malformed()
+        await self._inbound.write(channel=Channel.SMS, provider="twilio", provider_message_id=message.provider_message_id,
+                                  from_number=message.from_number, text=message.text, raw=raw,
+                                  received_at=self._clock.now())
+        return web.Response(status=204)
 
     async def twilio(self, request: web.Request) -> web.Response:
         form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
-        public_url = self._config.public_base_url.rstrip("/") + request.path_qs
         try:
-            verify_twilio(self._config.auth_token, public_url, form, request.headers.get("X-Twilio-Signature"))
+            self._verify_twilio(request, form)
         except SignatureError:
             return self._forged()
         try:

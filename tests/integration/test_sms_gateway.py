@@ -13,17 +13,17 @@ import pytest
 
 from connectors.sandbox.twilio import SandboxScenario, serve
 from connectors.webhooks.twilio_signature import compute_signature
-from schemas.catalog import TopicNames, commands_topic, dlq_topic, ledger_topic
+from schemas.catalog import MESSAGE_INBOUND, TopicNames, commands_topic, dlq_topic, ledger_topic
 from schemas.codec import encode
 from schemas.dead_letter import DeadLetter
-from schemas.messages import LedgerState, OutcomeReason, SendLedgerEntry
+from schemas.messages import InboundMessage, LedgerState, OutcomeReason, SendLedgerEntry
 from schemas.types import Channel
 from streams.settings import Settings
 from streams.topics import create_topics
 from tests import factories as f
 from tests.gateways import Harness, statuses
 from tests.gateways import run as run_gateway_scenario
-from tests.support import consume_until, produce
+from tests.support import consume_until, free_port, produce
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,8 @@ pytestmark = pytest.mark.integration
 async def twilio_sandbox(settings: Settings, scenario: SandboxScenario | None = None) -> AsyncIterator[str]:
     running = await serve("127.0.0.1", settings.sandbox.port, account_sid=settings.sms.account_sid,
                           auth_token=settings.sms.auth_token.get_secret_value(),
-                          scenario=scenario or SandboxScenario(fail_rate=0.0, callback_delay=0.05))
+                          scenario=scenario or SandboxScenario(fail_rate=0.0, callback_delay=0.05),
+                          inbound_url=f"{settings.sms.public_base_url}/webhooks/twilio/inbound")
     try:
         yield running.base_url
     finally:
@@ -67,7 +68,7 @@ def test_redelivered_command_is_not_sent_twice_even_after_a_restart(settings: Se
         await h.stop_gateway()
         await h.start_gateway()  # a new process would restore the ledger from its topic just the same
         await h.send(command)
-        marker = f.command()
+        marker = f.command(customer_id=command.customer_id)  # same key, same partition: ordered after it
         await h.send(marker)  # once the marker is delivered, the redelivery before it has been handled
         await h.outcomes(lambda seen: "delivered" in statuses(seen, marker.message_id))
         to_command = [m for m in await h.sandbox_messages() if m["body"] == command.body]
@@ -173,7 +174,8 @@ def test_expired_command_is_suppressed_not_sent(settings: Settings) -> None:
 
 
 def test_receipts_stay_monotonic_and_single_across_duplicates_reordering_and_a_restart(settings: Settings) -> None:
-    command, marker = f.command(), f.command()
+    command = f.command()
+    marker = f.command(customer_id=command.customer_id)
 
     async def scenario(h: Harness) -> None:
         await h.send(command)
@@ -211,3 +213,41 @@ def test_transactional_commands_overtake_a_marketing_backlog(settings: Settings)
         assert sent_order.index(order_update.message_id) < 30  # not behind the whole campaign (80)
 
     run(settings, scenario)
+
+
+def test_a_reply_to_an_sms_lands_on_the_inbound_topic_keyed_by_customer(settings: Settings) -> None:
+    command = f.command()
+
+    async def scenario(h: Harness) -> None:
+        await h.send(command)
+        await h.outcomes(lambda seen: "delivered" in statuses(seen, command.message_id))
+        async with httpx.AsyncClient() as client:
+            for sender, text in ((command.to, "STOP"), ("+48609999999", "kto to?")):
+                reply = await client.post(f"{h.sandbox_url}/_sandbox/inbound", json={"from": sender, "text": text})
+                assert reply.status_code == 200
+        records = await asyncio.to_thread(consume_until, settings.kafka.bootstrap_servers, h.names(MESSAGE_INBOUND),
+                                          bool, 60.0, InboundMessage)
+        [(key, inbound)] = records
+        assert key == command.customer_id.encode() and inbound.text == "STOP" and inbound.channel == "sms"
+        letters = await asyncio.to_thread(consume_until, settings.kafka.bootstrap_servers,
+                                          h.names(dlq_topic(MESSAGE_INBOUND)), bool, 60.0, DeadLetter)
+        assert letters[0][1].stage == "sms_inbound"
+
+    run(settings, scenario)
+
+
+def test_an_ambiguous_send_is_never_repeated_and_is_reconciled_with_the_provider(settings: Settings) -> None:
+    settings.sms.reconcile_every = 0.5
+    settings.sms.public_base_url = f"http://127.0.0.1:{free_port()}"  # receipts get lost: only a lookup can tell
+    command = f.command()
+
+    async def scenario(h: Harness) -> None:
+        await h.send(command, command)  # the redelivery must not be sent again
+        outcomes = await h.outcomes(lambda seen: "sent" in statuses(seen, command.message_id))
+        story = [o for o in outcomes if o.message_id == command.message_id]
+        assert [o.status for o in story] == ["ambiguous", "sent"]
+        assert story[1].detail == "reconciled after an ambiguous provider call"
+        assert len(await h.sandbox_messages()) == 1
+
+    run(settings, scenario, SandboxScenario(fail_rate=0.0, callback_delay=0.05, drop_response_every=1,
+                                            callback_retries=0))
