@@ -141,5 +141,6 @@ class SendLedgerEntry(Record):
     provider: str
     provider_message_id: str | None = None
     attempts: int = 1
+    error_code: str | None = None
     receipt_status: str | None = None
     updated_at: Timestamp

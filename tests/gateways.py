@@ -83,6 +83,8 @@ def run(channel: Channel, settings: Settings, sandbox: Sandbox, scenario: Scenar
 
 
 def statuses(outcomes: list[MessageOutcome], message_id: str) -> list[str]:
-    return [o.status for o in outcomes if o.message_id == message_id]
+    """A message's story as a data team reads it: outcomes de-duplicated on outcome_id, in order."""
+    story = {o.outcome_id: o.status for o in outcomes if o.message_id == message_id}
+    return list(story.values())
 
 

@@ -46,7 +46,7 @@ from connectors.gateways.ledger import SendLedger
 from connectors.providers.base import ProviderReceipt
 from schemas.catalog import TopicNames, commands_topic
 from schemas.codec import codec_for
-from schemas.messages import LedgerState, OutcomeReason, OutcomeStatus, SendCommand
+from schemas.messages import LedgerState, OutcomeReason, OutcomeStatus, SendCommand, SendLedgerEntry
 from schemas.types import Channel, Purpose
 from streams.clock import Clock
 from streams.metrics import Metrics
@@ -154,6 +154,7 @@ class Gateway:
         if entry is not None and entry.state != LedgerState.ATTEMPTING:
             self._metrics.duplicate_commands.labels(self.channel.value).inc()
             logger.info("message_id=%s already %s: not sent again", command.message_id, entry.state)
+            await self._report_again(command, entry)
             return
         if entry is not None:  # died mid-call last time: the provider may have it
             await self._ambiguous(command, "the gateway stopped during the provider call")
@@ -180,7 +181,8 @@ class Gateway:
             except ProviderRejectedError as exc:
                 self._observe("rejected", started)
                 self._breaker.success()
-                await self.ledger.record(command.message_id, LedgerState.REJECTED, self._clock.now())
+                await self.ledger.record(command.message_id, LedgerState.REJECTED, self._clock.now(),
+                                         error_code=exc.code)
                 await self._fail(command, OutcomeReason.PROVIDER_REJECTED, exc.code, "provider rejected it")
                 return
             except ProviderAmbiguousError:
@@ -199,6 +201,23 @@ class Gateway:
                                                    provider=receipt.provider,
                                                    provider_message_id=receipt.provider_message_id))
             return
+
+    async def _report_again(self, command: SendCommand, entry: SendLedgerEntry) -> None:
+        """A redelivered command whose send is settled: write its outcome again (same outcome id), since the
+        process may have died between the ledger write and the outcome. Consumers dedupe on outcome_id."""
+        now, provider = self._clock.now(), self._sender.provider_name
+        match LedgerState(entry.state):
+            case LedgerState.ACCEPTED:
+                outcome = for_command(command, OutcomeStatus.SENT, now, provider=provider,
+                                      provider_message_id=entry.provider_message_id)
+            case LedgerState.REJECTED:
+                outcome = for_command(command, OutcomeStatus.FAILED, now, reason=OutcomeReason.PROVIDER_REJECTED,
+                                      detail="provider rejected it", provider=provider, error_code=entry.error_code)
+            case _:
+                outcome = for_command(command, OutcomeStatus.AMBIGUOUS, now,
+                                      reason=OutcomeReason.AMBIGUOUS_PROVIDER_CALL, provider=provider,
+                                      detail="the provider call's result is unknown")
+        await self._outcomes.write(outcome)
 
     async def _wait(self, seconds: float) -> None:
         """Sleeps, unless asked to stop first (then :class:`Stopping`)."""

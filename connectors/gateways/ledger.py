@@ -90,11 +90,12 @@ class SendLedger:
         self._apply(message_id.encode(), value, await self._publisher.append(self.topic, message_id.encode(), value))
 
     async def record(self, message_id: str, state: LedgerState, now: dt.datetime,
-                     provider_message_id: str | None = None) -> SendLedgerEntry:
+                     provider_message_id: str | None = None, error_code: str | None = None) -> SendLedgerEntry:
         previous = self._entries.get(message_id)
         entry = SendLedgerEntry(
             message_id=message_id, channel=self._channel, state=state, provider=self._provider,
-            provider_message_id=provider_message_id, receipt_status=previous.receipt_status if previous else None,
+            provider_message_id=provider_message_id, error_code=error_code,
+            receipt_status=previous.receipt_status if previous else None,
             attempts=(previous.attempts + 1 if previous and state == LedgerState.ATTEMPTING else
                       previous.attempts if previous else 1),
             updated_at=now,

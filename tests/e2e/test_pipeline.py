@@ -103,6 +103,28 @@ def test_an_sms_the_carrier_cannot_deliver_is_followed_by_an_email(system: Setti
     assert any("PL-7781" in m["text"] for m in mails)
 
 
+def test_an_undeliverable_whatsapp_falls_back_to_one_delivered_sms(system: Settings) -> None:
+    profile = {**PROFILE, "customer_id": "c-e2e-3", "phone": "+48601230026", "whatsapp": "+48601230026",
+               "channel_preferences": ["whatsapp", "sms"]}  # the WhatsApp sandbox cannot deliver to …0026
+    event = {**EVENT, "event_id": "ev-e2e-3", "customer_id": "c-e2e-3"}
+    assert cli(system, "produce", "customers.profiles", stdin=json.dumps(profile)).returncode == 0
+    from tests.support import wait_for_worker
+
+    wait_for_worker(system, [TopicNames(system.kafka.topic_prefix)("customers.profiles")])
+    assert cli(system, "produce", "storefront.events", stdin=json.dumps(event)).returncode == 0
+
+    expected = message_id("ev-e2e-3", "shipping_update")
+    outcomes = consume_until(system.kafka.bootstrap_servers, TopicNames(system.kafka.topic_prefix)(MESSAGE_OUTCOMES),
+                             lambda seen: any(o.message_id == expected and (o.channel, o.status) == ("sms", "delivered")
+                                              for _, o in seen), model=MessageOutcome)
+    story = [(o.channel, o.status, o.error_code) for _, o in outcomes if o.message_id == expected]
+    assert story == [("whatsapp", "sent", None), ("whatsapp", "failed", "131026"), ("sms", "sent", None),
+                     ("sms", "delivered", None)]
+    sms_to_customer = [m for m in json.loads(get(f"{system.sms.api_base_url}/_sandbox/messages"))
+                       if m["to"] == "+48601230026"]
+    assert len(sms_to_customer) == 1
+
+
 def test_bad_event_is_refused_by_the_producer_with_a_clear_error(system: Settings) -> None:
     bad = {**EVENT, "event_id": "ev-e2e-bad", "order": None}
     result = cli(system, "produce", "storefront.events", stdin=json.dumps(bad) + "\n{not json\n")

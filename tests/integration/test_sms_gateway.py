@@ -244,10 +244,39 @@ def test_an_ambiguous_send_is_never_repeated_and_is_reconciled_with_the_provider
     async def scenario(h: Harness) -> None:
         await h.send(command, command)  # the redelivery must not be sent again
         outcomes = await h.outcomes(lambda seen: "sent" in statuses(seen, command.message_id))
-        story = [o for o in outcomes if o.message_id == command.message_id]
-        assert [o.status for o in story] == ["ambiguous", "sent"]
-        assert story[1].detail == "reconciled after an ambiguous provider call"
+        assert statuses(outcomes, command.message_id) == ["ambiguous", "sent"]
+        sent = next(o for o in outcomes if o.message_id == command.message_id and o.status == "sent")
+        assert sent.detail == "reconciled after an ambiguous provider call"
         assert len(await h.sandbox_messages()) == 1
 
     run(settings, scenario, SandboxScenario(fail_rate=0.0, callback_delay=0.05, drop_response_every=1,
                                             callback_retries=0))
+
+
+def test_one_request_in_five_throttled_loses_nothing(settings: Settings) -> None:
+    commands = [f.command() for _ in range(100)]
+
+    async def scenario(h: Harness) -> None:
+        await h.send(*commands)
+        ids = {c.message_id for c in commands}
+        outcomes = await h.outcomes(lambda seen: ids <= {o.message_id for o in seen if o.status == "delivered"})
+        assert h.metrics.provider_calls.labels("twilio", "transient")._value.get() >= 20
+        assert len([o for o in outcomes if o.status == "sent"]) == 100  # each exactly once
+        assert len(await h.sandbox_messages()) == 100
+
+    run(settings, scenario, SandboxScenario(fail_rate=0.0, callback_delay=0.05, rate_limit_every=5))
+
+
+def test_shuffled_and_duplicated_receipts_end_in_the_right_final_status_for_every_message(settings: Settings) -> None:
+    delivered = [f.command(to=f"+486010{i:02d}111") for i in range(40)]
+    undelivered = [f.command(to=f"+48601{i:02d}0005") for i in range(10)]  # the sandbox: unknown handset
+
+    async def scenario(h: Harness) -> None:
+        await h.send(*delivered, *undelivered)
+        finals = {c.message_id: "delivered" for c in delivered} | {c.message_id: "undelivered" for c in undelivered}
+        outcomes = await h.outcomes(lambda seen: all(s in statuses(seen, m) for m, s in finals.items()))
+        for message_id, final in finals.items():
+            assert statuses(outcomes, message_id) == ["sent", final]  # no duplicate, nothing after the final
+
+    run(settings, scenario, SandboxScenario(fail_rate=0.0, callback_delay=0.02, duplicate_receipts=True,
+                                            reorder_receipts=True))
