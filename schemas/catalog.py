@@ -13,7 +13,14 @@ from schemas.customers import ConsentChange, CustomerProfile
 from schemas.dead_letter import DeadLetter
 from schemas.errors import UnknownTopicError
 from schemas.events import StorefrontEvent
-from schemas.messages import InboundMessage, MessageIntent, MessageOutcome, SendCommand, SendLedgerEntry
+from schemas.messages import (
+    InboundMessage,
+    MessageIntent,
+    MessageOutcome,
+    SendCommand,
+    SendLedgerEntry,
+    TimerFired,
+)
 from schemas.types import Channel, Purpose, Record
 
 DAY_MS = 24 * 3600 * 1000
@@ -42,6 +49,7 @@ CUSTOMER_CONSENTS = "customers.consents"
 MESSAGE_INTENTS = "messages.intents"
 MESSAGE_OUTCOMES = "messages.outcomes"
 MESSAGE_INBOUND = "messages.inbound"
+MESSAGE_TIMERS = "messages.timers"
 
 
 def commands_topic(channel: Channel | str, purpose: Purpose | str = Purpose.TRANSACTIONAL) -> str:
@@ -66,6 +74,7 @@ _BASE: tuple[TopicSpec, ...] = (
     *(TopicSpec(commands_topic(c, p), "customer_id", SendCommand) for c in Channel for p in Purpose),
     TopicSpec(MESSAGE_OUTCOMES, "customer_id", MessageOutcome, retention_ms=30 * DAY_MS),
     TopicSpec(MESSAGE_INBOUND, "customer_id", InboundMessage),
+    TopicSpec(MESSAGE_TIMERS, "customer_id", TimerFired),  # the worker's own moments that came
     *(
         TopicSpec(ledger_topic(c), "message_id", SendLedgerEntry, compacted=True, retention_ms=30 * DAY_MS,
                   dead_letters=False)

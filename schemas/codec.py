@@ -25,7 +25,14 @@ from schemas.customers import ConsentChange, CustomerProfile
 from schemas.dead_letter import DeadLetter
 from schemas.errors import DecodeError, EncodeError
 from schemas.events import StorefrontEvent
-from schemas.messages import InboundMessage, MessageIntent, MessageOutcome, SendCommand, SendLedgerEntry
+from schemas.messages import (
+    InboundMessage,
+    MessageIntent,
+    MessageOutcome,
+    SendCommand,
+    SendLedgerEntry,
+    TimerFired,
+)
 from schemas.types import Record
 
 AVRO_DIR = Path(__file__).parent / "avro"
@@ -40,6 +47,7 @@ SCHEMA_FILES: dict[type[Record], str] = {
     InboundMessage: "inbound_message.avsc",
     DeadLetter: "dead_letter.avsc",
     SendLedgerEntry: "send_ledger_entry.avsc",
+    TimerFired: "timer_fired.avsc",
 }
 
 M = TypeVar("M", bound=Record)

@@ -52,6 +52,8 @@ class SendCommand(Record):
     fallback_channels: list[Channel] = []
     sms: SmsSegments | None = None
     whatsapp_template: WhatsAppTemplateRef | None = None
+    cost_micros: int | None = Field(default=None, ge=0, le=LONG_MAX)
+    currency: str | None = None
     trigger_event_id: str
     trigger_received_at: Timestamp
     created_at: Timestamp
@@ -144,3 +146,12 @@ class SendLedgerEntry(Record):
     error_code: str | None = None
     receipt_status: str | None = None
     updated_at: Timestamp
+
+
+class TimerFired(Record):
+    customer_id: str
+    message_id: str
+    kind: str
+    channel: Channel
+    due_at: Timestamp
+    fired_at: Timestamp

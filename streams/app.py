@@ -6,6 +6,7 @@
     messages.inbound    --record_inbound--->  table conversations  (last inbound per channel)
     messages.intents    --route_messages--->  messages.commands.<channel>[.bulk] | messages.outcomes (suppressed)
     messages.outcomes   --route_messages--->  the next channel's command when a send failed (table in_flight)
+    messages.timers     --route_messages--->  the same when a receipt is overdue (fired by a timer)
 
 Every agent has ``concurrency=1`` (faust #606) and catches per message: a failure goes to
 ``<topic>.dlq`` with its reason (faust acknowledges and skips a message whose agent raised).
@@ -28,6 +29,7 @@ from schemas.catalog import (
     MESSAGE_INBOUND,
     MESSAGE_INTENTS,
     MESSAGE_OUTCOMES,
+    MESSAGE_TIMERS,
     STOREFRONT_EVENTS,
     TopicNames,
     commands_topic,
@@ -35,7 +37,7 @@ from schemas.catalog import (
 from schemas.codec import codec_for, encode
 from schemas.customers import ConsentChange, CustomerProfile
 from schemas.events import StorefrontEvent
-from schemas.messages import InboundMessage, MessageIntent, MessageOutcome
+from schemas.messages import InboundMessage, MessageIntent, MessageOutcome, TimerFired
 from streams import consent, fallback, policy, publish, triggers
 from streams.clock import Clock, WallClock
 from streams.errors import KeyMismatchError, StateError
@@ -93,8 +95,8 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
 
     events_topic, profiles_topic = topic(STOREFRONT_EVENTS), topic(CUSTOMER_PROFILES)
     consents_topic, inbound_topic = topic(CUSTOMER_CONSENTS), topic(MESSAGE_INBOUND)
-    routed_topic = app.topic(names(MESSAGE_INTENTS), names(MESSAGE_OUTCOMES), key_serializer="raw",
-                             value_serializer="raw", partitions=partitions)
+    routed_topic = app.topic(names(MESSAGE_INTENTS), names(MESSAGE_OUTCOMES), names(MESSAGE_TIMERS),
+                             key_serializer="raw", value_serializer="raw", partitions=partitions)
     profiles = app.Table("profiles", partitions=partitions,
                          schema=faust.Schema(key_serializer="raw", value_serializer="raw"))
     consents = app.Table("consents", partitions=partitions,
@@ -183,6 +185,13 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
             case policy.Suppress(reason=reason, detail=detail):
                 await outcomes.write(publish.suppressed(intent, reason, detail, clock.now()))
 
+    async def fall_back(key: bytes, message_id: str, retry: fallback.Retry, failed_channel: str) -> None:
+        intent = retry.narrowed(codec_for(MessageIntent).decode(retry.intent_bytes))
+        if isinstance(await decide_and_send(key, intent, retry.intent_bytes), policy.Send):
+            metrics.fallbacks.labels(failed_channel).inc()
+        else:  # no channel left: the failure (or the silence) is the message's last word
+            in_flight[key] = fallback.finish(in_flight.get(key), message_id)
+
     async def on_outcome(message: Message) -> None:
         outcome = codec_for(MessageOutcome).decode(message.value)
         before = in_flight.get(message.key)
@@ -190,14 +199,39 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
         if state != (before or {}):
             in_flight[message.key] = state
         if retry is not None:
-            intent = retry.narrowed(codec_for(MessageIntent).decode(retry.intent_bytes))
-            if isinstance(await decide_and_send(message.key, intent, retry.intent_bytes), policy.Send):
-                metrics.fallbacks.labels(outcome.channel or "none").inc()
-            else:  # no channel left: the failed outcome is the message's last word
-                in_flight[message.key] = fallback.finish(in_flight.get(message.key), outcome.message_id)
+            await fall_back(message.key, outcome.message_id, retry, outcome.channel or "none")
+
+    async def on_timer(message: Message) -> None:
+        fired = codec_for(TimerFired).decode(message.value)
+        retry = fallback.on_timeout(in_flight.get(message.key), fired.message_id, fired.channel)
+        if retry is not None:
+            await fall_back(message.key, fired.message_id, retry, str(fired.channel))
+
+    handlers = {names(MESSAGE_INTENTS): on_intent, names(MESSAGE_OUTCOMES): on_outcome,
+                names(MESSAGE_TIMERS): on_timer}
 
     async def on_routed(message: Message) -> None:
-        await (on_intent if message.topic == names(MESSAGE_INTENTS) else on_outcome)(message)
+        await handlers[message.topic](message)
+
+    fired_already: set[tuple[str, str]] = set()  # timeouts published and not yet acted on (this process)
+
+    @app.timer(interval=settings.worker.timer_interval)
+    async def find_overdue_receipts() -> None:
+        """Reads the local in_flight partitions; writes nothing but TimerFired records (one writer per table)."""
+        now = clock.now()
+        try:
+            for key, state in list(in_flight.items()):
+                for message_id, channel, due in fallback.due_timeouts(state, now, settings.worker.receipt_timeouts):
+                    if (message_id, channel.value) in fired_already:
+                        continue
+                    fired = TimerFired(customer_id=key.decode(), message_id=message_id, kind="receipt_timeout",
+                                       channel=channel, due_at=due, fired_at=now)
+                    await publisher.publish(names(MESSAGE_TIMERS), key, encode(fired))
+                    fired_already.add((message_id, channel.value))
+        except Exception:  # noqa: BLE001 - a timer that raises stops for good; the next tick tries again
+            logger.exception("scanning for overdue receipts failed")
+        if len(fired_already) > 100_000:
+            fired_already.clear()  # acted-on timeouts are gone from in_flight, so no re-fire follows
 
     @app.agent(events_topic, name="trigger_intents", concurrency=1)
     async def trigger_intents(stream: faust.StreamT) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from schemas.messages import MessageIntent, MessageOutcome, OutcomeStatus
@@ -70,3 +71,24 @@ def on_outcome(in_flight: InFlight | None, outcome: MessageOutcome) -> tuple[InF
 def finish(in_flight: InFlight | None, message_id: str) -> InFlight:
     """The state once no channel is left for ``message_id``."""
     return {mid: entry for mid, entry in (in_flight or {}).items() if mid != message_id}
+
+
+def due_timeouts(in_flight: InFlight | None, now: dt.datetime,
+                 timeouts: Mapping[str, float]) -> list[tuple[str, Channel, dt.datetime]]:
+    """(message_id, channel, due) of every message whose current channel's receipt is overdue."""
+    due = []
+    for message_id, entry in (in_flight or {}).items():
+        channel = entry["tried"][-1]
+        if channel in timeouts:
+            at = dt.datetime.fromtimestamp(entry["at"] / 1000, dt.timezone.utc) + dt.timedelta(seconds=timeouts[channel])
+            if at <= now:
+                due.append((message_id, Channel(channel), at))
+    return due
+
+
+def on_timeout(in_flight: InFlight | None, message_id: str, channel: Channel) -> Retry | None:
+    """Whether a fired timeout still applies (the message is still waiting on that channel)."""
+    entry = (in_flight or {}).get(message_id)
+    if entry is None or entry["tried"][-1] != Channel(channel).value:
+        return None
+    return Retry(base64.b64decode(entry["intent"]), tuple(Channel(c) for c in entry["tried"]))

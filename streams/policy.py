@@ -17,11 +17,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import assert_never
 
 from schemas.customers import ConsentState, CustomerProfile
-from schemas.messages import MessageIntent, OutcomeReason, SendCommand, SmsSegments
+from schemas.messages import MessageIntent, OutcomeReason, SendCommand, SmsSegments, WhatsAppTemplateRef
 from schemas.types import Channel, Purpose
-from streams import sms
+from streams import pricing, sms
 from streams.consent import ConsentMap, state_of
 from streams.errors import TemplateError, UnknownTemplateError
 from streams.templates import has_whatsapp_template, render, whatsapp_template
@@ -141,6 +142,8 @@ def decide(
     body = rendered.body
     if channel == Channel.SMS and config.smart_encoding and sms.encoding_of(sms.smart_encode(body)) == "GSM-7":
         body = sms.smart_encode(body)
+    sms_info = _sms_info(body, to, config) if channel == Channel.SMS else None
+    cost, currency = _cost(channel, sms_info, whatsapp, to)
     return Send(
         SendCommand(
             message_id=intent.message_id,
@@ -154,14 +157,30 @@ def decide(
             subject=rendered.subject,
             purpose=intent.purpose,
             fallback_channels=eligible[1:],
-            sms=_sms_info(body, to, config) if channel == Channel.SMS else None,
+            sms=sms_info,
             whatsapp_template=whatsapp,
+            cost_micros=cost,
+            currency=currency,
             trigger_event_id=intent.trigger_event_id,
             trigger_received_at=intent.trigger_received_at,
             created_at=now,
             expires_at=intent.expires_at,
         )
     )
+
+
+def _cost(channel: Channel, sms_info: SmsSegments | None, whatsapp: WhatsAppTemplateRef | None,
+          to: str) -> tuple[int | None, str | None]:
+    match channel:
+        case Channel.SMS:
+            assert sms_info is not None
+            return sms_info.cost_micros, sms_info.currency
+        case Channel.WHATSAPP:
+            return pricing.whatsapp_cost(sms.country_of(to), whatsapp.category if whatsapp else None)
+        case Channel.EMAIL:
+            return None, None  # priced by the mail provider's plan, not per message
+        case _ as unreachable:
+            assert_never(unreachable)
 
 
 def _sms_info(body: str, to: str, config: PolicyConfig) -> SmsSegments:

@@ -72,8 +72,8 @@ def for_command(
         provider_message_id=provider_message_id,
         error_code=error_code,
         segments=sms.segments if sms else None,
-        cost_micros=sms.cost_micros if sms else None,
-        currency=sms.currency if sms else None,
+        cost_micros=command.cost_micros if command.cost_micros is not None else (sms.cost_micros if sms else None),
+        currency=command.currency or (sms.currency if sms else None),
         trigger_event_id=command.trigger_event_id,
         occurred_at=now,
     )

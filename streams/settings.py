@@ -27,6 +27,10 @@ class WorkerSettings(BaseModel):
     store: str = Field("memory://", description="Table store: memory:// or rocksdb://")
     default_country: str = Field("US", description="Region for pricing when a number has none.")
     smart_encoding: bool = Field(False, description="Replace look-alike characters to keep SMS in GSM-7.")
+    receipt_timeouts: dict[str, float] = Field(
+        default_factory=lambda: {"sms": 900.0, "whatsapp": 900.0},
+        description="Seconds to wait for a delivery receipt per channel before falling back (e-mail has none).")
+    timer_interval: float = Field(5.0, gt=0, description="Seconds between scans for overdue receipts.")
 
 
 class GatewaySettings(BaseModel):

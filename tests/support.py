@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -61,6 +62,8 @@ def env_of(settings: Settings) -> dict[str, str]:
         "SWITCHBOARD_KAFKA__PARTITIONS": str(s.kafka.partitions),
         "SWITCHBOARD_WORKER__WEB_PORT": str(s.worker.web_port),
         "SWITCHBOARD_WORKER__DATA_DIR": str(s.worker.data_dir),
+        "SWITCHBOARD_WORKER__RECEIPT_TIMEOUTS": json.dumps(s.worker.receipt_timeouts),
+        "SWITCHBOARD_WORKER__TIMER_INTERVAL": str(s.worker.timer_interval),
         "SWITCHBOARD_SMS__WEBHOOK_PORT": str(s.sms.webhook_port),
         "SWITCHBOARD_SMS__PUBLIC_BASE_URL": s.sms.public_base_url,
         "SWITCHBOARD_SMS__API_BASE_URL": s.sms.api_base_url,

@@ -134,6 +134,8 @@ def _summary(console: Console, tally: Tally, elapsed: float, customers: int) -> 
         table.add_row("suppressed", reason, str(count))
     for status, count in tally.outcomes.most_common():
         table.add_row("outcomes", status, str(count))
+    for chain, count in tally.fallbacks.most_common():
+        table.add_row("fallbacks", chain, str(count))
     for topic, count in sorted(tally.dead_letters.items()):
         table.add_row("dead letters", topic, str(count))
     for q in (50, 99):

@@ -33,6 +33,12 @@ class Tally:
     latencies_ms: list[float] = field(default_factory=list)
     decided: set[str] = field(default_factory=set)  # message ids with a command or a suppression
     settled: set[str] = field(default_factory=set)  # message ids that need nothing more
+    channels: dict[str, list[str]] = field(default_factory=dict)  # message id -> channels it was sent on
+
+    @property
+    def fallbacks(self) -> Counter:
+        """``"sms → email"`` -> messages that went on to that channel after the first failed."""
+        return Counter(" → ".join(chain) for chain in self.channels.values() if len(chain) > 1)
 
     def percentile(self, q: float) -> float | None:
         if len(self.latencies_ms) < 2:
@@ -81,8 +87,11 @@ class Watcher:
         else:
             command = codec_for(SendCommand).decode(record.value)
             t.commands[command.channel] += 1
+            chain = t.channels.setdefault(command.message_id, [])
+            chain.append(command.channel)
             t.decided.add(command.message_id)
-            t.latencies_ms.append(record.timestamp - command.trigger_received_at.timestamp() * 1000)
+            if len(chain) == 1:  # a fallback's delay is the failed channel's, not the pipeline's
+                t.latencies_ms.append(record.timestamp - command.trigger_received_at.timestamp() * 1000)
             if command.channel not in SETTLED:
                 t.settled.add(command.message_id)
 

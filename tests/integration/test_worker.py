@@ -35,6 +35,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     settings = make_settings(kafka_bootstrap, tmp_path_factory.mktemp("worker"))
+    settings.worker.receipt_timeouts = {"whatsapp": 3.0}  # SMS waits for ever here; WhatsApp falls back after 3 s
+    settings.worker.timer_interval = 0.5
     create_topics(settings)
     child = Child(["worker", "--loglevel", "warn"], settings, settings.worker.data_dir.parent / "worker.log")
     yield settings
@@ -186,3 +188,14 @@ def test_a_customer_who_wrote_on_whatsapp_gets_free_text_inside_the_window(worke
 
     _, command = _commands(worker, Channel.WHATSAPP, {_expected_id(event)})[_expected_id(event)]
     assert command.whatsapp_template is None and "1001" in command.body
+
+
+def test_a_whatsapp_without_a_receipt_in_time_falls_back_to_sms(worker: Settings) -> None:
+    customer = f.profile(channel_preferences=[Channel.WHATSAPP, Channel.SMS], email=None)
+    _send(worker, CUSTOMER_PROFILES, customer)
+    event = f.shipped(customer.customer_id)
+    _send(worker, STOREFRONT_EVENTS, event)
+    _commands(worker, Channel.WHATSAPP, {_expected_id(event)})  # then silence: no receipt ever comes
+
+    _, sms_command = _commands(worker, Channel.SMS, {_expected_id(event)})[_expected_id(event)]
+    assert sms_command.to == customer.phone and sms_command.fallback_channels == []

@@ -45,6 +45,7 @@ from schemas.messages import (
     OutcomeStatus,
     SendCommand,
     SendLedgerEntry,
+    TimerFired,
     SmsSegments,
     WhatsAppTemplateRef,
 )
@@ -119,12 +120,18 @@ def dead_letter() -> DeadLetter:
 
 
 def send_ledger_entry() -> SendLedgerEntry:
-    return SendLedgerEntry(message_id="msg-1", channel=Channel.SMS, state=LedgerState.ACCEPTED, provider="twilio",
-                           provider_message_id="SM" + "0f" * 16, attempts=3, updated_at=f.NOW)
+    return SendLedgerEntry(message_id="msg-1", channel=Channel.SMS, state=LedgerState.REJECTED, provider="twilio",
+                           provider_message_id="SM" + "0f" * 16, attempts=3, error_code="21211",
+                           receipt_status="delivered", updated_at=f.NOW)
+
+
+def timer_fired() -> TimerFired:
+    return TimerFired(customer_id="cust-1", message_id="msg-1", kind="receipt_timeout", channel=Channel.WHATSAPP,
+                      due_at=f.NOW, fired_at=f.NOW)
 
 
 EXAMPLES: list[Record] = [storefront_event(), customer_profile(), consent_change(), message_intent(), send_command(),
-                          message_outcome(), inbound_message(), dead_letter(), send_ledger_entry()]
+                          message_outcome(), inbound_message(), dead_letter(), send_ledger_entry(), timer_fired()]
 BY_MODEL = {type(r): r for r in EXAMPLES}
 ids = [type(r).__name__ for r in EXAMPLES]
 

@@ -72,3 +72,22 @@ def test_entries_older_than_the_keep_period_are_forgotten() -> None:
     other = f.intent()
     state = fallback.remember(state, other.message_id, encode(other), Channel.SMS, later)
     assert set(state) == {other.message_id}
+
+
+def test_a_silent_channel_is_overdue_after_its_timeout_only() -> None:
+    intent, state = sent_on_sms()
+    timeouts = {"sms": 600.0}
+    assert fallback.due_timeouts(state, f.NOW + dt.timedelta(seconds=599), timeouts) == []
+    [(message_id, channel, due)] = fallback.due_timeouts(state, f.NOW + dt.timedelta(seconds=600), timeouts)
+    assert (message_id, channel, due) == (intent.message_id, Channel.SMS, f.NOW + dt.timedelta(seconds=600))
+    assert fallback.due_timeouts(state, f.NOW + dt.timedelta(days=1), {"whatsapp": 1.0}) == []  # no SMS timeout
+
+
+def test_a_fired_timeout_applies_only_while_the_message_still_waits_on_that_channel() -> None:
+    intent, state = sent_on_sms()
+    retry = fallback.on_timeout(state, intent.message_id, Channel.SMS)
+    assert retry is not None and retry.narrowed(intent).channels == [Channel.WHATSAPP, Channel.EMAIL]
+    moved_on = fallback.remember(state, intent.message_id, encode(intent), Channel.WHATSAPP, f.NOW)
+    assert fallback.on_timeout(moved_on, intent.message_id, Channel.SMS) is None
+    delivered, _ = fallback.on_outcome(state, outcome(intent.message_id, Channel.SMS, "delivered"))
+    assert fallback.on_timeout(delivered, intent.message_id, Channel.SMS) is None

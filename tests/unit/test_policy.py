@@ -411,3 +411,19 @@ def test_smart_encoding_never_touches_text_that_needs_ucs2_anyway() -> None:
     intent = f.intent(p.customer_id, variables={"order_id": "“1001”", "tracking_url": "https://t.example/1"})
     smart = decide(intent, p, None, f.NOW, PolicyConfig(smart_encoding=True))
     assert smart.command.sms.encoding == "UCS-2" and "“1001”" in smart.command.body
+
+
+def test_every_command_carries_its_estimated_cost() -> None:
+    sms_first = f.profile(channel_preferences=[Channel.SMS])
+    whatsapp_first = f.profile(channel_preferences=[Channel.WHATSAPP])
+    email_first = f.profile(channel_preferences=[Channel.EMAIL])
+    sms_cmd = decide(f.intent(sms_first.customer_id), sms_first, None, f.NOW).command
+    wa_cmd = decide(f.intent(whatsapp_first.customer_id), whatsapp_first, None, f.NOW).command
+    wrote = int(f.NOW.timestamp() * 1000)
+    wa_reply = decide(f.intent(whatsapp_first.customer_id), whatsapp_first, None, f.NOW,
+                      last_inbound={"whatsapp": wrote}).command
+    email_cmd = decide(f.intent(email_first.customer_id), email_first, None, f.NOW).command
+    assert (sms_cmd.cost_micros, sms_cmd.currency) == (sms_cmd.sms.cost_micros, sms_cmd.sms.currency)
+    assert (wa_cmd.cost_micros, wa_cmd.currency) == (26_500, "USD")  # a utility template to a Polish number
+    assert wa_reply.cost_micros == 0  # a service reply inside the window is free
+    assert email_cmd.cost_micros is None
