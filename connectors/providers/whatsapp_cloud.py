@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from connectors.providers.http_errors import map_http_errors
 from connectors.errors import (
     ProviderAmbiguousError,
     ProviderMisconfiguredError,
@@ -54,23 +55,8 @@ def map_meta_errors() -> Iterator[None]:
 
     Wrap both the request and ``response.raise_for_status()``.
     """
-    try:
+    with map_http_errors(PROVIDER, _error_for_response):
         yield
-    except httpx.HTTPStatusError as exc:
-        raise _error_for_response(exc.response) from exc
-    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError) as exc:
-        raise ProviderTransientError(
-            f"meta unreachable, request not sent: {type(exc).__name__}", provider=PROVIDER
-        ) from exc
-    except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL) as exc:
-        raise ProviderMisconfiguredError(
-            f"meta request could not be built: {type(exc).__name__}", provider=PROVIDER
-        ) from exc
-    except (httpx.TransportError, httpx.DecodingError) as exc:
-        # ReadTimeout, ReadError, WriteError, RemoteProtocolError, ...: the request may have arrived.
-        raise ProviderAmbiguousError(
-            f"meta outcome unknown, request may have been received: {type(exc).__name__}", provider=PROVIDER
-        ) from exc
 
 
 def _error_for_response(response: httpx.Response) -> Exception:

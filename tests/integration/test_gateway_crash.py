@@ -19,7 +19,7 @@ from schemas.types import Channel
 from streams.settings import Settings
 from streams.topics import create_topics
 from tests import factories as f
-from tests.support import Child, consume_until, http_ok, produce, wait_until
+from tests.support import Child, consume_until, produce
 
 pytestmark = pytest.mark.integration
 
