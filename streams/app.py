@@ -38,7 +38,7 @@ from schemas.codec import codec_for, encode
 from schemas.customers import ConsentChange, CustomerProfile
 from schemas.events import StorefrontEvent
 from schemas.messages import InboundMessage, MessageIntent, MessageOutcome, TimerFired
-from streams import consent, fallback, policy, publish, triggers
+from streams import consent, fallback, policy, publish, replies, triggers
 from streams.clock import Clock, WallClock
 from streams.errors import KeyMismatchError, StateError
 from streams.metrics import Metrics, default_metrics
@@ -155,6 +155,14 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
                                          int(inbound.received_at.timestamp() * 1000))
         conversations[message.key] = seen
         metrics.state_updates.labels("inbound").inc()
+        profile = profile_of(message.key)
+        actions = replies.actions_for(inbound, profile.locale if profile else "en")
+        for change in actions.consent_changes:  # STOP acts at once, with the reply as its proof
+            await publisher.publish(names(CUSTOMER_CONSENTS), message.key, encode(change))
+            metrics.keywords.labels(str(change.state)).inc()
+        for intent in actions.intents:
+            await publisher.publish(names(MESSAGE_INTENTS), message.key, encode(intent))
+            metrics.keywords.labels("help").inc()
 
     def profile_of(key: bytes) -> CustomerProfile | None:
         raw = profiles.get(key)

@@ -47,6 +47,10 @@ class Metrics:
             "switchboard_provider_call_seconds", "Provider API call time.", ["provider"],
             buckets=LATENCY_BUCKETS, registry=registry,
         )
+        self.keywords = Counter(
+            "switchboard_keyword_replies_total", "Replies recognised as keywords, by what they did.", ["action"],
+            registry=registry,
+        )
         self.fallbacks = Counter(
             "switchboard_fallbacks_total", "Messages re-sent on their next channel after a failed send.",
             ["failed_channel"], registry=registry,

@@ -27,8 +27,13 @@ _HI = {
     "be": "Прывітанне{% if first_name %}, {{ first_name }}{% endif %}",
 }
 
+_HELP = {Channel.SMS: (None, "{{ help_text }}"), Channel.WHATSAPP: (None, "{{ help_text }}"),
+         Channel.EMAIL: ("Help", "{{ help_text }}")}
+
 # template -> locale -> channel -> (subject or None, body)
 _SOURCES: dict[str, dict[str, dict[Channel, tuple[str | None, str]]]] = {
+    # The help text itself is localised by streams.keywords (per store); the template only carries it.
+    "help_reply": {"en": _HELP},
     "shipping_update": {
         "en": {
             Channel.SMS: (None, _HI["en"] + ", your order #{{ order_id }} is on its way"
@@ -146,7 +151,8 @@ def whatsapp_template(template: str, locale: str, variables: dict[str, str]) -> 
 
 
 # Variables a template cannot do without; the others are optional and the texts must cope without them.
-_REQUIRED: dict[str, set[str]] = {"shipping_update": {"first_name", "order_id", "tracking_url"}}
+_REQUIRED: dict[str, set[str]] = {"shipping_update": {"first_name", "order_id", "tracking_url"},
+                                  "help_reply": {"help_text"}}
 
 _RTL = {"he", "ar", "fa", "yi"}
 
@@ -161,13 +167,14 @@ def email_html(text: str, locale: str) -> str:
 
 def _self_check() -> None:
     """Render every template with sample variables at import: fail loudly at start-up."""
-    sample = {"first_name": "Ana", "order_id": "1001", "carrier": "DHL", "tracking_url": "https://t.example/1"}
+    sample = {"first_name": "Ana", "order_id": "1001", "carrier": "DHL", "tracking_url": "https://t.example/1",
+              "help_text": "Reply STOP to unsubscribe."}
     for name, locales in _COMPILED.items():
         for loc, chans in locales.items():
             for ch in chans:
                 render(name, loc, ch, sample)
                 render(name, loc, ch, {k: v for k, v in sample.items() if k in _REQUIRED.get(name, sample)})
-        if Channel.WHATSAPP in locales[DEFAULT_LOCALE]:
+        if name in _WHATSAPP:
             whatsapp_template(name, DEFAULT_LOCALE, sample)
 
 

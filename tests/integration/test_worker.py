@@ -18,7 +18,7 @@ from schemas.catalog import (
     dlq_topic,
 )
 from schemas.codec import encode
-from schemas.customers import ConsentState
+from schemas.customers import ConsentChange, ConsentState, CustomerProfile
 from schemas.dead_letter import DeadLetter
 from schemas.messages import InboundMessage, MessageOutcome, OutcomeReason, OutcomeStatus, SendCommand
 from schemas.types import Channel
@@ -199,3 +199,41 @@ def test_a_whatsapp_without_a_receipt_in_time_falls_back_to_sms(worker: Settings
 
     _, sms_command = _commands(worker, Channel.SMS, {_expected_id(event)})[_expected_id(event)]
     assert sms_command.to == customer.phone and sms_command.fallback_channels == []
+
+
+def _reply(customer: CustomerProfile, text: str, channel: Channel = Channel.SMS) -> InboundMessage:
+    return InboundMessage(inbound_id=f.uid(), customer_id=customer.customer_id, store_id="store-1", channel=channel,
+                          provider="twilio", provider_message_id="SM" + f.uid().replace("-", ""), text=text,
+                          received_at=dt.datetime.now(dt.timezone.utc))
+
+
+def test_a_stop_reply_is_recorded_with_proof_and_the_next_message_avoids_that_channel(worker: Settings) -> None:
+    names = TopicNames(worker.kafka.topic_prefix)
+    customer = f.profile(channel_preferences=[Channel.SMS, Channel.EMAIL])
+    _send(worker, CUSTOMER_PROFILES, customer)
+    stop = _reply(customer, "Stop")
+    _send(worker, MESSAGE_INBOUND, stop)
+
+    changes = consume_until(worker.kafka.bootstrap_servers, names(CUSTOMER_CONSENTS),
+                            lambda seen: sum(c.customer_id == customer.customer_id for _, c in seen) >= 2,
+                            model=ConsentChange)
+    mine = [c for _, c in changes if c.customer_id == customer.customer_id]
+    assert {(c.channel, c.state, c.source) for c in mine} == {("sms", "opted_out", "keyword")}
+    assert {c.evidence.inbound_message_id for c in mine} == {stop.provider_message_id}
+
+    wait_for_worker(worker, [names(CUSTOMER_CONSENTS)])
+    event = f.shipped(customer.customer_id)
+    _send(worker, STOREFRONT_EVENTS, event)
+    _, command = _commands(worker, Channel.EMAIL, {_expected_id(event)})[_expected_id(event)]
+    assert Channel.SMS not in command.fallback_channels
+
+
+def test_help_is_answered_on_the_channel_it_came_on(worker: Settings) -> None:
+    customer = f.profile(locale="pl")
+    _send(worker, CUSTOMER_PROFILES, customer)
+    help_request = _reply(customer, "POMOC")
+    _send(worker, MESSAGE_INBOUND, help_request)
+
+    expected = message_id(help_request.inbound_id, "help_reply")
+    _, command = _commands(worker, Channel.SMS, {expected})[expected]
+    assert command.to == customer.phone and "STOP" in command.body
