@@ -12,12 +12,19 @@ from streams.templates import render, resolve_locale, template_names
 
 LOCALES = ["en", "he", "nl", "pl", "be"]
 VARIABLES = {"first_name": "Ana", "order_id": "1001", "carrier": "InPost", "tracking_url": "https://t.example/1"}
-EVERY_TEXT = [(name, locale, channel) for name in template_names() for locale in LOCALES for channel in Channel]
+ORDER_TEMPLATES = [name for name in template_names() if name != "help_reply"]  # help_reply carries ready text
+EVERY_TEXT = [(name, locale, channel) for name in ORDER_TEMPLATES for locale in LOCALES for channel in Channel]
 GREETING = {"en": "Hi", "he": "שלום", "nl": "Hallo", "pl": "Cześć", "be": "Прывітанне"}
 
 
 def test_there_is_at_least_the_shipping_update():
     assert "shipping_update" in template_names()
+
+
+@pytest.mark.parametrize("channel", list(Channel))
+def test_the_help_reply_carries_the_already_localised_help_text_verbatim(channel):
+    text = "Odpowiedz STOP, aby zrezygnować."
+    assert render("help_reply", "pl", channel, {"help_text": text}).body == text
 
 
 @pytest.mark.parametrize("name, locale, channel", EVERY_TEXT)
