@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.customers import ConsentChange, CustomerProfile
+from schemas.customers import ConsentChange, ConsentSnapshot, CustomerProfile
 from schemas.dead_letter import DeadLetter
 from schemas.errors import UnknownTopicError
 from schemas.events import StorefrontEvent
@@ -46,6 +46,7 @@ class TopicSpec:
 STOREFRONT_EVENTS = "storefront.events"
 CUSTOMER_PROFILES = "customers.profiles"
 CUSTOMER_CONSENTS = "customers.consents"
+CONSENT_STATE = "customers.consent_state"
 MESSAGE_INTENTS = "messages.intents"
 MESSAGE_OUTCOMES = "messages.outcomes"
 MESSAGE_INBOUND = "messages.inbound"
@@ -70,6 +71,7 @@ _BASE: tuple[TopicSpec, ...] = (
     TopicSpec(STOREFRONT_EVENTS, "customer_id", StorefrontEvent),
     TopicSpec(CUSTOMER_PROFILES, "customer_id", CustomerProfile, compacted=True, retention_ms=-1),
     TopicSpec(CUSTOMER_CONSENTS, "customer_id", ConsentChange, retention_ms=-1),  # the audit log: never deleted
+    TopicSpec(CONSENT_STATE, "customer_id", ConsentSnapshot, compacted=True, retention_ms=-1, dead_letters=False),
     TopicSpec(MESSAGE_INTENTS, "customer_id", MessageIntent),
     *(TopicSpec(commands_topic(c, p), "customer_id", SendCommand) for c in Channel for p in Purpose),
     TopicSpec(MESSAGE_OUTCOMES, "customer_id", MessageOutcome, retention_ms=30 * DAY_MS),

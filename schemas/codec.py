@@ -21,7 +21,7 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 from pydantic import ValidationError
 
-from schemas.customers import ConsentChange, CustomerProfile
+from schemas.customers import ConsentChange, ConsentSnapshot, CustomerProfile
 from schemas.dead_letter import DeadLetter
 from schemas.errors import DecodeError, EncodeError
 from schemas.events import StorefrontEvent
@@ -41,6 +41,7 @@ SCHEMA_FILES: dict[type[Record], str] = {
     StorefrontEvent: "storefront_event.avsc",
     CustomerProfile: "customer_profile.avsc",
     ConsentChange: "consent_change.avsc",
+    ConsentSnapshot: "consent_snapshot.avsc",
     MessageIntent: "message_intent.avsc",
     SendCommand: "send_command.avsc",
     MessageOutcome: "message_outcome.avsc",

@@ -58,3 +58,14 @@ class ConsentChange(Record):
     source: ConsentSource
     occurred_at: Timestamp
     evidence: ConsentEvidence = ConsentEvidence()
+
+
+class ConsentSnapshot(Record):
+    customer_id: str
+    store_id: str
+    slots: dict[str, ConsentState] = {}
+    updated_at: Timestamp
+
+    def opted_out(self, channel: Channel | str, purpose: Purpose | str) -> bool:
+        slot = f"{Channel(channel).value}:{Purpose(purpose).value}"
+        return self.slots.get(slot) == ConsentState.OPTED_OUT

@@ -24,6 +24,7 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import Message
 
 from schemas.catalog import (
+    CONSENT_STATE,
     CUSTOMER_CONSENTS,
     CUSTOMER_PROFILES,
     MESSAGE_INBOUND,
@@ -144,8 +145,13 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     async def on_consent(message: Message) -> None:
         change = codec_for(ConsentChange).decode(message.value)
         _check_key(message, change.customer_id)
-        consents[message.key] = consent.fold(consents.get(message.key), change)
+        before = consents.get(message.key)
+        after = consent.fold(before, change)
+        consents[message.key] = after
         metrics.state_updates.labels("consent").inc()
+        if after != before:  # gateways re-check this right before calling a provider: opt-outs win the race
+            snapshot = consent.snapshot(change.customer_id, change.store_id, after, clock.now())
+            await publisher.publish(names(CONSENT_STATE), message.key, encode(snapshot))
 
     async def on_inbound(message: Message) -> None:
         inbound = codec_for(InboundMessage).decode(message.value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from schemas.customers import ConsentChange, ConsentState
+from schemas.customers import ConsentChange, ConsentSnapshot, ConsentState
 from schemas.types import Channel, Purpose
 
 ConsentMap = dict[str, dict]
@@ -37,3 +37,9 @@ def fold(state: ConsentMap | None, change: ConsentChange) -> ConsentMap:
 def state_of(consents: ConsentMap | None, channel: Channel | str, purpose: Purpose | str) -> ConsentState:
     entry = (consents or {}).get(_slot(channel, purpose))
     return ConsentState(entry["state"]) if entry else ConsentState.UNKNOWN
+
+
+def snapshot(customer_id: str, store_id: str, consents: ConsentMap, now: dt.datetime) -> ConsentSnapshot:
+    """The folded state as the compacted ``customers.consent_state`` record."""
+    return ConsentSnapshot(customer_id=customer_id, store_id=store_id,
+                           slots={slot: entry["state"] for slot, entry in consents.items()}, updated_at=now)

@@ -10,6 +10,9 @@ Flow control only ever waits: a token bucket paces the sender, a circuit breaker
 provider, and errors that provably never reached the provider (throttling, outages) are retried with
 backoff until the message expires or the gateway stops — throttling never drops a message.
 
+Consent is re-checked right before every provider call against the followed consent state: an
+opt-out processed after the worker decided still stops the send (suppressed, ``opted_out``).
+
 Priority lane: transactional commands are always taken before the marketing ``.bulk`` lane, a few
 bulk records at a time, so a campaign backlog never delays an order update.
 
@@ -40,11 +43,12 @@ from connectors.errors import (
     ProviderTransientError,
 )
 from connectors.gateways.backoff import delay
+from connectors.gateways.consent_view import ConsentView
 from connectors.gateways.flow import CircuitBreaker, TokenBucket
 from connectors.gateways.kafka_io import AiokafkaPublisher
 from connectors.gateways.ledger import SendLedger
 from connectors.providers.base import ProviderReceipt
-from schemas.catalog import TopicNames, commands_topic
+from schemas.catalog import CONSENT_STATE, TopicNames, commands_topic
 from schemas.codec import codec_for
 from schemas.messages import LedgerState, OutcomeReason, OutcomeStatus, SendCommand, SendLedgerEntry
 from schemas.types import Channel, Purpose
@@ -80,6 +84,7 @@ class Gateway:
                  ledger: SendLedger, publisher: AiokafkaPublisher, clock: Clock, metrics: Metrics) -> None:
         self.channel = Channel(channel)
         self._kafka, self._config, self._sender, self.ledger = kafka, config, sender, ledger
+        self.consents = ConsentView(TopicNames(kafka.topic_prefix)(CONSENT_STATE))
         self._publisher, self._clock, self._metrics = publisher, clock, metrics
         names = TopicNames(kafka.topic_prefix)
         self.lanes = (names(commands_topic(self.channel, Purpose.TRANSACTIONAL)),
@@ -95,10 +100,13 @@ class Gateway:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set. The ledger is restored before the first command is read."""
         self._stop = stop
-        follower = await self.ledger.restore(self._kafka.bootstrap_servers,
-                                             await self._publisher.partitions_for(self.ledger.topic))
-        following = asyncio.create_task(self.ledger.follow(follower))
-        reconciling = asyncio.create_task(self._reconcile_forever())
+        bootstrap = self._kafka.bootstrap_servers
+        follower = await self.ledger.restore(bootstrap, await self._publisher.partitions_for(self.ledger.topic))
+        consent_follower = await self.consents.restore(
+            bootstrap, await self._publisher.partitions_for(self.consents.topic))
+        tasks = [asyncio.create_task(self.ledger.follow(follower)),
+                 asyncio.create_task(self.consents.follow(consent_follower)),
+                 asyncio.create_task(self._reconcile_forever())]
         consumer = AIOKafkaConsumer(
             *self.lanes, bootstrap_servers=self._kafka.bootstrap_servers.split(","),
             group_id=f"{self._kafka.topic_prefix}{self._config.group_id}",
@@ -111,12 +119,13 @@ class Gateway:
             while not stop.is_set():
                 await self._one_batch(consumer)
         finally:
-            for task in (following, reconciling):
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await consumer.stop()
             await follower.stop()
+            await consent_follower.stop()
 
     async def _one_batch(self, consumer: AIOKafkaConsumer) -> None:
         assigned = consumer.assignment()
@@ -166,6 +175,11 @@ class Gateway:
             if command.expires_at is not None and command.expires_at <= self._clock.now():
                 await self._outcomes.write(for_command(command, OutcomeStatus.SUPPRESSED, self._clock.now(),
                                                        reason=OutcomeReason.EXPIRED, detail="expired before sending"))
+                return
+            if self.consents.blocks(command):  # an opt-out that arrived after the decision still wins
+                await self._outcomes.write(for_command(command, OutcomeStatus.SUPPRESSED, self._clock.now(),
+                                                       reason=OutcomeReason.OPTED_OUT,
+                                                       detail="opted out after the message was decided"))
                 return
             attempt += 1
             await self.ledger.record(command.message_id, LedgerState.ATTEMPTING, self._clock.now())

@@ -12,13 +12,12 @@ receipt so far, which makes receipts monotonic and de-duplicated across restarts
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaConsumer
 
+from connectors.gateways import compacted
 from connectors.gateways.kafka_io import AiokafkaPublisher
 from connectors.webhooks.receipts import is_news
 from schemas.codec import codec_for, encode
@@ -46,32 +45,14 @@ class SendLedger:
         return self._entries.get(message_id)
 
     async def restore(self, bootstrap_servers: str, partition_ids: set[int]) -> AIOKafkaConsumer:
-        """Reads the ledger topic from the beginning to its current end. Returns the consumer, positioned
-        there, for :meth:`follow`; the caller stops it."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers.split(","), enable_auto_commit=False,
-                                    group_id=None)
-        await consumer.start()
-        partitions = [TopicPartition(self.topic, p) for p in sorted(partition_ids)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await _retrying(lambda: consumer.end_offsets(partitions))
-        pending = {tp for tp in partitions if ends[tp] > 0}
-        while pending:
-            batches = await consumer.getmany(*pending, timeout_ms=1000)
-            for tp, records in batches.items():
-                for record in records:
-                    self._apply(record.key, record.value, record.offset)
-                    if record.offset + 1 >= ends[tp]:
-                        pending.discard(tp)
+        """Reads the ledger back; returns the consumer for :meth:`follow` (the caller stops it)."""
+        consumer = await compacted.read_to_end(bootstrap_servers, self.topic, partition_ids, self._apply)
         logger.info("send ledger restored: %d entries from %s", len(self._entries), self.topic)
         return consumer
 
     async def follow(self, consumer: AIOKafkaConsumer) -> None:
         """Applies entries written by any instance (our own included: applying one twice is harmless)."""
-        while True:
-            for records in (await consumer.getmany(timeout_ms=1000)).values():
-                for record in records:
-                    self._apply(record.key, record.value, record.offset)
+        await compacted.follow(consumer, self._apply)
 
     def _apply(self, key: bytes | None, value: bytes | None, offset: int) -> None:
         if key is None:
@@ -116,14 +97,3 @@ class SendLedger:
         """The call provably never reached the provider: a redelivery may try again."""
         await self._write(message_id, None)
 
-
-async def _retrying(call, attempts: int = 30, pause: float = 0.5):
-    """Retries a metadata call through a leader election (fresh topics, broker restarts)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return await call()
-        except KafkaError as exc:
-            if not exc.retriable or attempt == attempts:
-                raise
-            logger.info("retrying after %s (%d/%d)", type(exc).__name__, attempt, attempts)
-            await asyncio.sleep(pause)

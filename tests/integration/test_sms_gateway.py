@@ -280,3 +280,26 @@ def test_shuffled_and_duplicated_receipts_end_in_the_right_final_status_for_ever
 
     run(settings, scenario, SandboxScenario(fail_rate=0.0, callback_delay=0.02, duplicate_receipts=True,
                                             reorder_receipts=True))
+
+
+def test_an_opt_out_that_arrives_after_the_decision_still_stops_the_send(settings: Settings) -> None:
+    from schemas.catalog import CONSENT_STATE
+    from schemas.customers import ConsentSnapshot
+
+    opted_out, other = f.command(purpose="marketing"), f.command(purpose="marketing")
+    snapshot = ConsentSnapshot(customer_id=opted_out.customer_id, store_id="store-1",
+                               slots={"sms:marketing": "opted_out", "sms:transactional": "opted_out"},
+                               updated_at=f.NOW)
+    create_topics(settings)
+    produce(settings.kafka.bootstrap_servers, TopicNames(settings.kafka.topic_prefix)(CONSENT_STATE),
+            [(opted_out.customer_id.encode(), encode(snapshot))])
+
+    async def scenario(h: Harness) -> None:
+        await h.send(opted_out, other)
+        outcomes = await h.outcomes(lambda seen: statuses(seen, opted_out.message_id)
+                                    and "delivered" in statuses(seen, other.message_id))
+        [blocked] = [o for o in outcomes if o.message_id == opted_out.message_id]
+        assert blocked.status == "suppressed" and blocked.reason == OutcomeReason.OPTED_OUT
+        assert [m["to"] for m in await h.sandbox_messages()] == [other.to]
+
+    run(settings, scenario)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from schemas.catalog import (
+    CONSENT_STATE,
     CUSTOMER_CONSENTS,
     CUSTOMER_PROFILES,
     MESSAGE_INBOUND,
@@ -18,7 +19,7 @@ from schemas.catalog import (
     dlq_topic,
 )
 from schemas.codec import encode
-from schemas.customers import ConsentChange, ConsentState, CustomerProfile
+from schemas.customers import ConsentChange, ConsentSnapshot, ConsentState, CustomerProfile
 from schemas.dead_letter import DeadLetter
 from schemas.messages import InboundMessage, MessageOutcome, OutcomeReason, OutcomeStatus, SendCommand
 from schemas.types import Channel
@@ -220,6 +221,11 @@ def test_a_stop_reply_is_recorded_with_proof_and_the_next_message_avoids_that_ch
     mine = [c for _, c in changes if c.customer_id == customer.customer_id]
     assert {(c.channel, c.state, c.source) for c in mine} == {("sms", "opted_out", "keyword")}
     assert {c.evidence.inbound_message_id for c in mine} == {stop.provider_message_id}
+    snapshots = consume_until(worker.kafka.bootstrap_servers, names(CONSENT_STATE),
+                              lambda seen: any(s.customer_id == customer.customer_id and len(s.slots) == 2
+                                               for _, s in seen), model=ConsentSnapshot)
+    latest = [s for _, s in snapshots if s.customer_id == customer.customer_id][-1]
+    assert latest.opted_out(Channel.SMS, "marketing") and latest.opted_out(Channel.SMS, "transactional")
 
     wait_for_worker(worker, [names(CUSTOMER_CONSENTS)])
     event = f.shipped(customer.customer_id)

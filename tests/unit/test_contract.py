@@ -32,7 +32,14 @@ from schemas.catalog import (
     spec,
 )
 from schemas.codec import AVRO_DIR, SCHEMA_FILES, AvroCodec, codec_for, encode
-from schemas.customers import ConsentChange, ConsentEvidence, ConsentSource, ConsentState, CustomerProfile
+from schemas.customers import (
+    ConsentChange,
+    ConsentEvidence,
+    ConsentSnapshot,
+    ConsentSource,
+    ConsentState,
+    CustomerProfile,
+)
 from schemas.dead_letter import DeadLetter
 from schemas.errors import DecodeError, EncodeError, UnknownTopicError
 from schemas.events import Cart, EventType, LineItem, Order, StorefrontEvent
@@ -125,13 +132,20 @@ def send_ledger_entry() -> SendLedgerEntry:
                            receipt_status="delivered", updated_at=f.NOW)
 
 
+def consent_snapshot() -> ConsentSnapshot:
+    return ConsentSnapshot(customer_id="cust-1", store_id="store-1",
+                           slots={"sms:marketing": ConsentState.OPTED_OUT, "email:transactional": ConsentState.OPTED_IN},
+                           updated_at=f.NOW)
+
+
 def timer_fired() -> TimerFired:
     return TimerFired(customer_id="cust-1", message_id="msg-1", kind="receipt_timeout", channel=Channel.WHATSAPP,
                       due_at=f.NOW, fired_at=f.NOW)
 
 
 EXAMPLES: list[Record] = [storefront_event(), customer_profile(), consent_change(), message_intent(), send_command(),
-                          message_outcome(), inbound_message(), dead_letter(), send_ledger_entry(), timer_fired()]
+                          message_outcome(), inbound_message(), dead_letter(), send_ledger_entry(), timer_fired(),
+                          consent_snapshot()]
 BY_MODEL = {type(r): r for r in EXAMPLES}
 ids = [type(r).__name__ for r in EXAMPLES]
 
