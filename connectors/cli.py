@@ -45,6 +45,7 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.app import create_app
 
+    logger.info("worker settings: %s", settings.redacted())  # secrets masked; the only form ever logged
     app = create_app(settings)
     sys.argv = [sys.argv[0], "worker", "--loglevel", args.loglevel]
     app.main()
@@ -54,6 +55,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 def _gateway(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.gateways.service import run_gateway
 
+    logger.info("%s gateway settings: %s", args.channel, settings.redacted())  # secrets masked
     asyncio.run(run_gateway(args.channel, settings))
     return 0
 
