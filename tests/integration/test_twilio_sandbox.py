@@ -122,8 +122,15 @@ class Rig:
         deadline = time.monotonic() + DEADLINE
         while not predicate(stats := await self.sandbox_json("/_sandbox/stats")):
             assert time.monotonic() < deadline, f"stats never matched: {stats}"
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # polling the sandbox: the condition is what is awaited
         return stats
+
+    async def wait_until_sent(self):
+        """Until no message is still queued (only a sent message has a date_sent the list filters on)."""
+        deadline = time.monotonic() + DEADLINE
+        while any(m["status"] == "queued" for m in await self.sandbox_json("/_sandbox/messages")):
+            assert time.monotonic() < deadline, "messages never left the queue"
+            await asyncio.sleep(0.02)  # polling the sandbox: the condition is what is awaited
 
 
 @asynccontextmanager
@@ -405,7 +412,7 @@ def test_find_picks_the_newest_of_several_identical_messages_and_reads_many_page
             last = await r.provider.send(r.request(callback=False))
             for _ in range(3):
                 await r.provider.send(r.request(body="filler", callback=False))
-            await asyncio.sleep(0.1)
+            await r.wait_until_sent()
             assert (await r.provider.find(r.request(), sent_after)).provider_message_id == last.provider_message_id
 
     run(main)
@@ -445,7 +452,7 @@ def test_list_api_filters_by_to_from_and_sent_date():
             await r.provider.send(r.request(to="+31687654321", callback=False))
             await r.provider.send(SmsRequest(message_id="m", to=OK_NUMBER, body="from the brand", sender="Shop"))
             await r.wait_for_stats(lambda s: s["accepted"] == 3)
-            await asyncio.sleep(0.2)  # all three left the queue
+            await r.wait_until_sent()
             today = datetime.now(timezone.utc).date()
             everything = (await r.list_api()).json()["messages"]
             assert len(everything) == 3
@@ -480,7 +487,7 @@ def test_list_api_pages_newest_first_with_next_page_uri():
         async with rig(SandboxScenario(**{**FAST, "callback_delay": 0.0})) as r:
             sids = [(await r.provider.send(r.request(body=f"n{i}", callback=False))).provider_message_id
                     for i in range(5)]
-            await asyncio.sleep(0.1)
+            await r.wait_until_sent()
             seen, pages = [], 0
             page = (await r.list_api(To=OK_NUMBER, PageSize="2")).json()
             while True:

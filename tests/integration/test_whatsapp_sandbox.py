@@ -92,7 +92,7 @@ class Rig:
         deadline = time.monotonic() + DEADLINE
         while not predicate(stats := await self.sandbox("GET", "/_sandbox/stats")):
             assert time.monotonic() < deadline, f"stats never matched: {stats}"
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # polling the sandbox: the condition is what is awaited
         return stats
 
 
