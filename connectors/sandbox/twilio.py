@@ -28,6 +28,8 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
+from connectors.sandbox.server import RunningSandbox, start
+
 from connectors.sandbox.twilio_scenario import SandboxScenario, planned_outcome
 from connectors.webhooks.twilio_signature import SIGNATURE_HEADER, compute_signature
 from streams.sms import segment
@@ -359,29 +361,14 @@ def create_app(account_sid: str = DEFAULT_ACCOUNT_SID, auth_token: str = DEFAULT
     return app
 
 
-@dataclass
-class RunningSandbox:
-    """A started sandbox; ``base_url`` goes into ``TwilioSmsProvider(base_url=...)``."""
-
-    runner: web.AppRunner
-    base_url: str
-
-    async def aclose(self) -> None:
-        await self.runner.cleanup()
-
-
 async def serve(host: str = "127.0.0.1", port: int = 0, *, account_sid: str = DEFAULT_ACCOUNT_SID,
                 auth_token: str = DEFAULT_AUTH_TOKEN, scenario: SandboxScenario | None = None,
                 inbound_url: str | None = None, from_number: str = DEFAULT_FROM_NUMBER) -> RunningSandbox:
     """Start the sandbox in the running event loop (port 0 picks a free port) and return at once."""
     app = create_app(account_sid, auth_token, scenario, inbound_url=inbound_url, from_number=from_number)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    bound_port = runner.addresses[0][1]
-    base_url = f"http://{'[' + host + ']' if ':' in host else host}:{bound_port}"
-    logger.info("twilio sandbox listening on %s account_sid=%s", base_url, account_sid)
-    return RunningSandbox(runner, base_url)
+    running = await start(app, host, port)
+    logger.info("twilio sandbox listening on %s account_sid=%s", running.base_url, account_sid)
+    return running
 
 
 def run(host: str = "127.0.0.1", port: int = 8765, *, account_sid: str = DEFAULT_ACCOUNT_SID,

@@ -29,6 +29,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import aiohttp
 from aiohttp import web
 
+from connectors.sandbox.server import RunningSandbox, start
+
 from connectors.webhooks.vonage_dlr import compute_signature
 from streams.sms import GSM7_PER_PART, GSM7_SINGLE, UCS2_PER_PART, UCS2_SINGLE, segment
 
@@ -338,28 +340,13 @@ def create_app(api_key: str = DEFAULT_API_KEY, api_secret: str = DEFAULT_API_SEC
     return app
 
 
-@dataclass
-class RunningSandbox:
-    """A started sandbox; ``base_url`` goes into ``VonageSmsProvider(base_url=...)``."""
-
-    runner: web.AppRunner
-    base_url: str
-
-    async def aclose(self) -> None:
-        await self.runner.cleanup()
-
-
 async def serve(host: str = "127.0.0.1", port: int = 0, *, api_key: str = DEFAULT_API_KEY,
                 api_secret: str = DEFAULT_API_SECRET, signature_secret: str | None = None,
                 scenario: SandboxScenario | None = None) -> RunningSandbox:
     """Start the sandbox in the running event loop (port 0 picks a free port) and return at once."""
-    runner = web.AppRunner(create_app(api_key, api_secret, signature_secret, scenario), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    bound_port = runner.addresses[0][1]
-    base_url = f"http://{'[' + host + ']' if ':' in host else host}:{bound_port}"
-    logger.info("vonage sandbox listening on %s api_key=%s signed=%s", base_url, api_key, bool(signature_secret))
-    return RunningSandbox(runner, base_url)
+    running = await start(create_app(api_key, api_secret, signature_secret, scenario), host, port)
+    logger.info("vonage sandbox listening on %s api_key=%s signed=%s", running.base_url, api_key, bool(signature_secret))
+    return running
 
 
 def run(host: str = "127.0.0.1", port: int = 8767, *, api_key: str = DEFAULT_API_KEY,

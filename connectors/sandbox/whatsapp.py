@@ -25,6 +25,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from connectors.sandbox.server import RunningSandbox, start
+
 from connectors.sandbox.whatsapp_scenario import (REENGAGEMENT, SandboxScenario, Traffic, check_message, graph_error,
                                                  inbound_event, message_record, planned_statuses, read_inbound,
                                                  status_event)
@@ -230,28 +232,14 @@ def create_app(phone_number_id: str = DEFAULT_PHONE_NUMBER_ID, access_token: str
     return app
 
 
-@dataclass
-class RunningSandbox:
-    """A started sandbox; ``base_url`` goes into ``MetaWhatsAppProvider(base_url=...)``."""
-
-    runner: web.AppRunner
-    base_url: str
-
-    async def aclose(self) -> None:
-        await self.runner.cleanup()
-
-
 async def serve(host: str = "127.0.0.1", port: int = 0, *, phone_number_id: str = DEFAULT_PHONE_NUMBER_ID,
                 access_token: str = DEFAULT_ACCESS_TOKEN, app_secret: str = DEFAULT_APP_SECRET,
                 webhook_url: str | None = None, scenario: SandboxScenario | None = None) -> RunningSandbox:
     """Start the sandbox in the running event loop (port 0 picks a free port) and return at once."""
     app = create_app(phone_number_id, access_token, app_secret, webhook_url, scenario)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    base_url = f"http://{'[' + host + ']' if ':' in host else host}:{runner.addresses[0][1]}"
-    logger.info("whatsapp sandbox listening on %s phone_number_id=%s", base_url, phone_number_id)
-    return RunningSandbox(runner, base_url)
+    running = await start(app, host, port)
+    logger.info("whatsapp sandbox listening on %s phone_number_id=%s", running.base_url, phone_number_id)
+    return running
 
 
 def run(host: str = "127.0.0.1", port: int = 8766, *, phone_number_id: str = DEFAULT_PHONE_NUMBER_ID,
