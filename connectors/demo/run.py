@@ -27,6 +27,17 @@ ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
 
 
+def _broker_answers(bootstrap_servers: str) -> bool:
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        KafkaAdminClient(bootstrap_servers=bootstrap_servers.split(","), request_timeout_ms=3000).close()
+        return True
+    except (KafkaError, OSError):
+        return False
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -36,9 +47,9 @@ def run_demo(settings: Settings, customers: int, seed: int, timeout: float, rate
     external = "SWITCHBOARD_KAFKA__BOOTSTRAP_SERVERS" in os.environ
     port = settings.kafka.bootstrap_servers.rsplit(":", 1)[-1]
     broker_env = {**os.environ, "SWITCHBOARD_KAFKA_PORT": port}
-    # Stop at the end only a broker this run started, never one the user had running.
-    own_broker = not external and subprocess.run(["bash", str(KAFKA_SCRIPT), "status"], env=broker_env,
-                                                 capture_output=True).returncode != 0
+    # Stop at the end only a broker this run started, never one the user had running (from this checkout
+    # or any other: a broker already answering on the port is used as it is).
+    own_broker = not external and not _broker_answers(settings.kafka.bootstrap_servers)
     run_id = dt.datetime.now().strftime("%Y%m%d%H%M%S")
     settings.kafka.topic_prefix = f"{settings.kafka.topic_prefix}demo-{run_id}."
     supervisor = Supervisor(ROOT / ".switchboard" / "logs" / f"demo-{run_id}")
