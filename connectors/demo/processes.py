@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -24,7 +25,8 @@ class Supervisor:
     def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - owned by the child for its lifetime
         child = subprocess.Popen([sys.executable, "-m", "connectors.cli", *args], stdout=log,
-                                 stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True)
+                                 stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True,
+                                 preexec_fn=_die_with_parent)
         self.children[name] = child
         return child
 
@@ -46,6 +48,13 @@ class Supervisor:
                 _signal_group(child, signal.SIGKILL)
                 child.wait()
         self.children.clear()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the demo dies, even by SIGKILL (Linux prctl)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _signal_group(child: subprocess.Popen, sig: int) -> None:

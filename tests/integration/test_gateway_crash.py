@@ -40,7 +40,7 @@ def test_a_gateway_killed_twice_mid_run_never_repeats_a_known_send(settings: Set
         sandbox = await serve("127.0.0.1", settings.sandbox.port, account_sid=settings.sms.account_sid,
                               auth_token=settings.sms.auth_token.get_secret_value(),
                               scenario=SandboxScenario(fail_rate=0.0, callback_delay=0.05))
-        kills = 0
+        kills, children = 0, []
         try:
             await asyncio.to_thread(produce, settings.kafka.bootstrap_servers, names(commands_topic(Channel.SMS)),
                                     [(c.customer_id.encode(), encode(c)) for c in commands])
@@ -50,20 +50,23 @@ def test_a_gateway_killed_twice_mid_run_never_repeats_a_known_send(settings: Set
 
                 for share in (0.3, 0.6):
                     gateway = Child(["gateway", "sms"], settings, tmp_path / f"gateway-{kills}.log")
+                    children.append(gateway)
                     while await sent() < MESSAGES * share:
                         assert gateway.alive(), gateway.output()
                         await asyncio.sleep(0.05)  # polling the sandbox while the gateway process works
                     gateway.stop(signal.SIGKILL)
                     kills += 1
                 survivor = Child(["gateway", "sms"], settings, tmp_path / "gateway-last.log")
+                children.append(survivor)
                 ids = {c.message_id for c in commands}
                 outcomes = [o for _, o in await asyncio.to_thread(
                     consume_until, settings.kafka.bootstrap_servers, names(MESSAGE_OUTCOMES),
                     lambda seen: ids <= {o.message_id for _, o in seen if o.status in ("sent", "ambiguous")},
                     120.0, MessageOutcome)]
-                survivor.stop()
                 calls = calls_per_message((await client.get(f"{sandbox.base_url}/_sandbox/messages")).json())
         finally:
+            for child in children:  # never leave a gateway process behind, whatever failed
+                child.stop()
             await sandbox.aclose()
         return calls, outcomes, kills
 
