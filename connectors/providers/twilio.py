@@ -8,7 +8,6 @@ failures are translated in one place, :func:`map_twilio_errors`.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
@@ -18,7 +17,8 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from connectors.providers.http_errors import map_http_errors
+from connectors.providers.http_errors import map_http_errors, scrub
+from connectors.providers.http_errors import retry_after as _retry_after
 from connectors.errors import (
     ProviderAmbiguousError,
     ProviderMisconfiguredError,
@@ -36,7 +36,6 @@ API_VERSION = "2010-04-01"
 RATE_LIMIT_CODE = "20429"
 FIND_PAGE_SIZE = 50
 FIND_MAX_PAGES = 5
-_PHONE_LIKE = re.compile(r"\+?\d[\d\s().-]{4,}\d")
 
 
 @contextmanager
@@ -83,13 +82,7 @@ def _twilio_error_fields(response: httpx.Response) -> tuple[str | None, str | No
 
 
 def _scrub(text: str) -> str:
-    """Mask phone-number-like runs (Twilio echoes the 'To' number in error messages)."""
-
-    def mask(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group())
-        return "+" + "*" * (len(digits) - 2) + digits[-2:]
-
-    return _PHONE_LIKE.sub(mask, text)[:200]
+    return scrub(text, prefix="+")
 
 
 def _twilio_date(value: object) -> datetime | None:
@@ -103,21 +96,6 @@ def _twilio_date(value: object) -> datetime | None:
     return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 class TwilioSmsProvider:

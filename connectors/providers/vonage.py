@@ -30,14 +30,13 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from connectors.providers.http_errors import map_http_errors
+from connectors.providers.http_errors import map_http_errors, scrub
+from connectors.providers.http_errors import retry_after as _retry_after
 from connectors.errors import (
     ProviderAmbiguousError,
     ProviderError,
@@ -87,7 +86,6 @@ STATUS_ERRORS: Mapping[str, tuple[type[ProviderError], str]] = {
 }
 # A redirect or a missing route means base_url is not Vonage's REST host: every message would fail.
 _MISCONFIGURED_HTTP = frozenset({401, 403, 404, 405})
-_PHONE_LIKE = re.compile(r"\+?\d[\d\s().-]{4,}\d")
 _NUMERIC_SENDER = re.compile(r"^\+\d+$")
 
 
@@ -136,30 +134,9 @@ def _error_title(response: httpx.Response) -> str | None:
 
 
 def _scrub(text: str) -> str:
-    """Mask phone-number-like runs (an ``error-text`` may echo the recipient)."""
-
-    def mask(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group())
-        return "*" * (len(digits) - 2) + digits[-2:]
-
-    return _PHONE_LIKE.sub(mask, text)[:200]
+    return scrub(text, prefix="")
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 def _parts(response: httpx.Response) -> tuple[list[dict[str, Any]], int]:

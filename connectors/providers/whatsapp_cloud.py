@@ -14,14 +14,13 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from connectors.providers.http_errors import map_http_errors
+from connectors.providers.http_errors import map_http_errors, scrub
+from connectors.providers.http_errors import retry_after as _retry_after
 from connectors.errors import (
     ProviderAmbiguousError,
     ProviderMisconfiguredError,
@@ -45,7 +44,6 @@ THROUGHPUT_CODE = 130429  # phone-number throughput (80 msg/s by default)
 TRANSIENT_CODES = frozenset({1, 2, 4, 80007, THROUGHPUT_CODE, PAIR_RATE_LIMIT_CODE, 131000, 131016, 133004})
 MISCONFIGURED_CODES = frozenset({0, 3, 10, 190, *range(200, 300), 131005, 131031, 133010})
 UNKNOWN_OBJECT = (100, 33)  # "Object with ID ... does not exist": a wrong phone_number_id
-_PHONE_LIKE = re.compile(r"\+?\d[\d\s().-]{4,}\d")
 _NOT_DIGITS = re.compile(r"[\s().+-]")
 
 
@@ -105,13 +103,7 @@ def _as_int(value: Any) -> int | None:
 
 
 def _scrub(text: str) -> str:
-    """Mask phone-number-like runs (Graph error messages can echo the recipient)."""
-
-    def mask(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group())
-        return "+" + "*" * (len(digits) - 2) + digits[-2:]
-
-    return _PHONE_LIKE.sub(mask, text)[:200]
+    return scrub(text, prefix="+")
 
 
 def _retry_after_for(code: int | None, response: httpx.Response) -> float | None:
@@ -123,21 +115,6 @@ def _retry_after_for(code: int | None, response: httpx.Response) -> float | None
     return header
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 def _rejected(reason: str) -> ProviderRejectedError:
