@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.customers import ConsentChange, ConsentSnapshot, CustomerProfile
+from schemas.customers import ConsentChange, ConsentSnapshot, CustomerProfile, ErasureRequest
 from schemas.dead_letter import DeadLetter
 from schemas.errors import UnknownTopicError
 from schemas.events import StorefrontEvent
@@ -47,6 +47,7 @@ STOREFRONT_EVENTS = "storefront.events"
 CUSTOMER_PROFILES = "customers.profiles"
 CUSTOMER_CONSENTS = "customers.consents"
 CONSENT_STATE = "customers.consent_state"
+CUSTOMER_ERASURES = "customers.erasures"
 MESSAGE_INTENTS = "messages.intents"
 MESSAGE_OUTCOMES = "messages.outcomes"
 MESSAGE_INBOUND = "messages.inbound"
@@ -72,6 +73,7 @@ _BASE: tuple[TopicSpec, ...] = (
     TopicSpec(CUSTOMER_PROFILES, "customer_id", CustomerProfile, compacted=True, retention_ms=-1),
     TopicSpec(CUSTOMER_CONSENTS, "customer_id", ConsentChange, retention_ms=-1),  # the audit log: never deleted
     TopicSpec(CONSENT_STATE, "customer_id", ConsentSnapshot, compacted=True, retention_ms=-1, dead_letters=False),
+    TopicSpec(CUSTOMER_ERASURES, "customer_id", ErasureRequest, retention_ms=30 * DAY_MS),
     TopicSpec(MESSAGE_INTENTS, "customer_id", MessageIntent),
     *(TopicSpec(commands_topic(c, p), "customer_id", SendCommand) for c in Channel for p in Purpose),
     TopicSpec(MESSAGE_OUTCOMES, "customer_id", MessageOutcome, retention_ms=30 * DAY_MS),

@@ -21,7 +21,7 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 from pydantic import ValidationError
 
-from schemas.customers import ConsentChange, ConsentSnapshot, CustomerProfile
+from schemas.customers import ConsentChange, ConsentSnapshot, CustomerProfile, ErasureRequest
 from schemas.dead_letter import DeadLetter
 from schemas.errors import DecodeError, EncodeError
 from schemas.events import StorefrontEvent
@@ -49,6 +49,7 @@ SCHEMA_FILES: dict[type[Record], str] = {
     DeadLetter: "dead_letter.avsc",
     SendLedgerEntry: "send_ledger_entry.avsc",
     TimerFired: "timer_fired.avsc",
+    ErasureRequest: "erasure_request.avsc",
 }
 
 M = TypeVar("M", bound=Record)

@@ -19,6 +19,7 @@ class CustomerProfile(Record):
     whatsapp: str | None = Field(default=None, pattern=r"^\+[1-9]\d{6,14}$")
     email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     channel_preferences: list[Channel] = []
+    marketing_paused_until: Timestamp | None = None
     updated_at: Timestamp
 
 
@@ -69,3 +70,12 @@ class ConsentSnapshot(Record):
     def opted_out(self, channel: Channel | str, purpose: Purpose | str) -> bool:
         slot = f"{Channel(channel).value}:{Purpose(purpose).value}"
         return self.slots.get(slot) == ConsentState.OPTED_OUT
+
+
+class ErasureRequest(Record):
+    """A GDPR erasure: forget the customer's data, keep only a hashed suppression entry."""
+
+    request_id: str = Field(min_length=1)
+    customer_id: str = Field(min_length=1)
+    store_id: str = Field(min_length=1)
+    requested_at: Timestamp

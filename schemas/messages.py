@@ -21,6 +21,7 @@ class MessageIntent(Record):
     trigger_received_at: Timestamp
     created_at: Timestamp
     expires_at: Timestamp | None = None
+    message_class: str | None = None
 
 
 class SmsSegments(Record):
@@ -91,6 +92,8 @@ class OutcomeReason(StrEnum):
     UNDELIVERED = "undelivered"
     AMBIGUOUS_PROVIDER_CALL = "ambiguous_provider_call"
     RETRIES_EXHAUSTED = "retries_exhausted"
+    PAUSED = "paused"
+    ERASED = "erased"
     OTHER = "other"
 
 
@@ -145,6 +148,7 @@ class SendLedgerEntry(Record):
     attempts: int = 1
     error_code: str | None = None
     receipt_status: str | None = None
+    consent_position: int | None = None
     updated_at: Timestamp
 
 

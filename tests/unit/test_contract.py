@@ -39,6 +39,7 @@ from schemas.customers import (
     ConsentSource,
     ConsentState,
     CustomerProfile,
+    ErasureRequest,
 )
 from schemas.dead_letter import DeadLetter
 from schemas.errors import DecodeError, EncodeError, UnknownTopicError
@@ -143,9 +144,13 @@ def timer_fired() -> TimerFired:
                       due_at=f.NOW, fired_at=f.NOW)
 
 
+def erasure_request() -> ErasureRequest:
+    return ErasureRequest(request_id="erase-1", customer_id="cust-1", store_id="store-1", requested_at=f.NOW)
+
+
 EXAMPLES: list[Record] = [storefront_event(), customer_profile(), consent_change(), message_intent(), send_command(),
                           message_outcome(), inbound_message(), dead_letter(), send_ledger_entry(), timer_fired(),
-                          consent_snapshot()]
+                          consent_snapshot(), erasure_request()]
 BY_MODEL = {type(r): r for r in EXAMPLES}
 ids = [type(r).__name__ for r in EXAMPLES]
 
