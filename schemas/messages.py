@@ -94,6 +94,7 @@ class OutcomeReason(StrEnum):
     RETRIES_EXHAUSTED = "retries_exhausted"
     PAUSED = "paused"
     ERASED = "erased"
+    QUIET_HOURS = "quiet_hours"  # why a send was scheduled, not a suppression
     OTHER = "other"
 
 
@@ -156,6 +157,6 @@ class TimerFired(Record):
     customer_id: str
     message_id: str
     kind: str
-    channel: Channel
+    channel: Channel | None = None  # the channel whose receipt is overdue; none for a scheduled send
     due_at: Timestamp
     fired_at: Timestamp

@@ -3,10 +3,13 @@
     storefront.events   --trigger_intents-->  messages.intents
     customers.profiles  --ingest_profiles-->  table profiles       (raw Avro bytes by customer_id)
     customers.consents  --ingest_consents-->  table consents       (folded consent state by customer_id)
+                                              + a confirmation request where the store wants double opt-in
     messages.inbound    --record_inbound--->  table conversations  (last inbound per channel)
-    messages.intents    --route_messages--->  messages.commands.<channel>[.bulk] | messages.outcomes (suppressed)
+    messages.intents    --route_messages--->  messages.commands.<channel>[.bulk] | messages.outcomes
+                                              (suppressed, or scheduled: table scheduled; caps: table sent)
     messages.outcomes   --route_messages--->  the next channel's command when a send failed (table in_flight)
-    messages.timers     --route_messages--->  the same when a receipt is overdue (fired by a timer)
+    messages.timers     --route_messages--->  the same when a receipt is overdue, or a deferred send that is due
+    customers.erasures  --route_messages--->  every table forgets the customer; table erased keeps a keyed hash
 
 Every agent has ``concurrency=1`` (faust #606) and catches per message: a failure goes to
 ``<topic>.dlq`` with its reason (faust acknowledges and skips a message whose agent raised).
@@ -26,6 +29,7 @@ from faust.types import Message
 from schemas.catalog import (
     CONSENT_STATE,
     CUSTOMER_CONSENTS,
+    CUSTOMER_ERASURES,
     CUSTOMER_PROFILES,
     MESSAGE_INBOUND,
     MESSAGE_INTENTS,
@@ -36,14 +40,16 @@ from schemas.catalog import (
     commands_topic,
 )
 from schemas.codec import codec_for, encode
-from schemas.customers import ConsentChange, CustomerProfile
+from schemas.customers import ConsentChange, ConsentSnapshot, ConsentState, CustomerProfile, ErasureRequest
 from schemas.events import StorefrontEvent
-from schemas.messages import InboundMessage, MessageIntent, MessageOutcome, TimerFired
-from streams import consent, fallback, policy, publish, replies, triggers
+from schemas.messages import InboundMessage, MessageIntent, MessageOutcome, OutcomeReason, TimerFired
+from schemas.types import Channel, Purpose
+from streams import consent, double_opt_in, erasure, fallback, policy, publish, replies, scheduler, triggers
 from streams.clock import Clock, WallClock
 from streams.errors import KeyMismatchError, StateError
 from streams.metrics import Metrics, default_metrics
 from streams.settings import Settings
+from streams.stores import StoreDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +77,8 @@ def _broker_url(bootstrap_servers: str) -> str:
 def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics | None = None) -> faust.App:
     clock = clock or WallClock()
     metrics = metrics or default_metrics()
+    stores = StoreDirectory.load(settings.worker.stores_file)  # a bad file stops the worker here
+    erasure_secret = settings.worker.erasure_key.get_secret_value().encode()
     names = TopicNames(settings.kafka.topic_prefix)
     partitions = settings.kafka.partitions
     app = faust.App(
@@ -83,6 +91,8 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
         key_serializer="raw",
         value_serializer="raw",
         producer_acks=-1,
+        broker_session_timeout=settings.worker.session_timeout,
+        broker_heartbeat_interval=min(3.0, settings.worker.session_timeout / 3),
         consumer_auto_offset_reset="earliest",
         web_enabled=settings.worker.web_port > 0,
         web_host=settings.worker.web_host,
@@ -97,15 +107,24 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     events_topic, profiles_topic = topic(STOREFRONT_EVENTS), topic(CUSTOMER_PROFILES)
     consents_topic, inbound_topic = topic(CUSTOMER_CONSENTS), topic(MESSAGE_INBOUND)
     routed_topic = app.topic(names(MESSAGE_INTENTS), names(MESSAGE_OUTCOMES), names(MESSAGE_TIMERS),
-                             key_serializer="raw", value_serializer="raw", partitions=partitions)
-    profiles = app.Table("profiles", partitions=partitions,
-                         schema=faust.Schema(key_serializer="raw", value_serializer="raw"))
-    consents = app.Table("consents", partitions=partitions,
-                         schema=faust.Schema(key_serializer="raw", value_serializer="json"))
-    conversations = app.Table("conversations", partitions=partitions,
-                              schema=faust.Schema(key_serializer="raw", value_serializer="json"))
-    in_flight = app.Table("in_flight", partitions=partitions,
-                          schema=faust.Schema(key_serializer="raw", value_serializer="json"))
+                             names(CUSTOMER_ERASURES), key_serializer="raw", value_serializer="raw",
+                             partitions=partitions)
+    def table(name: str, raw_values: bool = False) -> faust.Table:
+        """Keys are customer ids (bytes); values JSON, or raw Avro. The types, not only the schema, must say
+        so: faust recovers a changelog with the serializers it derives from key_type/value_type (json when
+        unset), and a json-decoded bytes key makes recovery fail on every record and hang for good."""
+        value_type = bytes if raw_values else None
+        return app.Table(name, partitions=partitions, key_type=bytes, value_type=value_type,
+                         schema=faust.Schema(key_type=bytes, value_type=value_type, key_serializer="raw",
+                                             value_serializer="raw" if raw_values else "json"))
+
+    profiles = table("profiles", raw_values=True)  # raw Avro CustomerProfile
+    consents = table("consents")  # folded consent state
+    conversations = table("conversations")  # last inbound per channel
+    in_flight = table("in_flight")  # sent messages awaiting a receipt (fallback)
+    scheduled = table("scheduled")  # deferred sends, by customer
+    sent = table("sent")  # marketing sends recorded for frequency caps
+    erased = table("erased")  # keyed hash of an erased customer -> when
 
     publisher = FaustPublisher(app)
     outcomes = publish.OutcomeWriter(publisher, names, metrics)
@@ -135,33 +154,56 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
             await publisher.publish(names(MESSAGE_INTENTS), intent.customer_id.encode(), encode(intent))
             metrics.intents.labels(intent.purpose).inc()
 
+    def is_erased(key: bytes) -> bool:
+        return erasure.suppression_key(erasure_secret, key.decode()) in erased
+
     async def on_profile(message: Message) -> None:
+        if message.value is None:  # a tombstone (an erasure writes one): the profile is gone
+            profiles.pop(message.key, None)
+            return
         profile = codec_for(CustomerProfile).decode(message.value)
         _check_key(message, profile.customer_id)
+        if is_erased(message.key):  # re-imported after an erasure: keep nothing
+            metrics.erasures.labels("profile_ignored").inc()
+            return
         profiles[message.key] = message.value
         metrics.state_updates.labels("profile").inc()
 
     async def on_consent(message: Message) -> None:
         change = codec_for(ConsentChange).decode(message.value)
         _check_key(message, change.customer_id)
+        if is_erased(message.key):
+            metrics.erasures.labels("consent_ignored").inc()
+            return
         before = consents.get(message.key)
-        after = consent.fold(before, change)
+        store = stores(change.store_id)
+        confirm = double_opt_in.needs_confirmation(change, before, store)
+        after = consent.fold(before, double_opt_in.as_pending(change) if confirm else change)
         consents[message.key] = after
         metrics.state_updates.labels("consent").inc()
         if after != before:  # gateways re-check this right before calling a provider: opt-outs win the race
             snapshot = consent.snapshot(change.customer_id, change.store_id, after, clock.now())
             await publisher.publish(names(CONSENT_STATE), message.key, encode(snapshot))
+        if confirm and after != before:
+            await publisher.publish(names(MESSAGE_INTENTS), message.key, encode(double_opt_in.confirmation(change)))
+            metrics.intents.labels(Purpose.TRANSACTIONAL.value).inc()
 
     async def on_inbound(message: Message) -> None:
         inbound = codec_for(InboundMessage).decode(message.value)
         _check_key(message, inbound.customer_id)
+        if is_erased(message.key):
+            metrics.erasures.labels("inbound_ignored").inc()
+            return
         seen = dict(conversations.get(message.key) or {})
         seen[str(inbound.channel)] = max(seen.get(str(inbound.channel), 0),
                                          int(inbound.received_at.timestamp() * 1000))
         conversations[message.key] = seen
         metrics.state_updates.labels("inbound").inc()
         profile = profile_of(message.key)
-        actions = replies.actions_for(inbound, profile.locale if profile else "en")
+        pending = consent.state_of(consents.get(message.key), inbound.channel, Purpose.MARKETING)
+        actions = replies.actions_for(inbound, profile.locale if profile else "en",
+                                      stores(inbound.store_id).keywords.config,
+                                      awaiting_confirmation=pending == ConsentState.PENDING)
         for change in actions.consent_changes:  # STOP acts at once, with the reply as its proof
             await publisher.publish(names(CUSTOMER_CONSENTS), message.key, encode(change))
             metrics.keywords.labels(str(change.state)).inc()
@@ -178,14 +220,24 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
 
     async def decide_and_send(key: bytes, intent: MessageIntent, intent_bytes: bytes) -> policy.Decision:
         now = clock.now()
+        if is_erased(key):
+            return policy.Suppress(OutcomeReason.ERASED, "the customer's data was erased on request")
+        store = stores(intent.store_id)
         decision = policy.decide(intent, profile_of(key), consents.get(key), now, policy_config,
-                                 conversations.get(key))
-        if isinstance(decision, policy.Send):
-            command = decision.command
-            await publisher.publish(names(commands_topic(command.channel, command.purpose)), key, encode(command))
-            in_flight[key] = fallback.remember(in_flight.get(key), command.message_id, intent_bytes,
-                                               command.channel, now)
-            metrics.commands.labels(command.channel).inc()
+                                 conversations.get(key), store, sent.get(key))
+        match decision:
+            case policy.Send(command=command):
+                await publisher.publish(names(commands_topic(command.channel, command.purpose)), key,
+                                        encode(command))
+                in_flight[key] = fallback.remember(in_flight.get(key), command.message_id, intent_bytes,
+                                                   command.channel, now)
+                if command.purpose == Purpose.MARKETING:
+                    sent[key] = policy.record_sent(sent.get(key), intent, store, now)
+                metrics.commands.labels(command.channel).inc()
+            case policy.Defer(until=until, reason=reason, detail=detail):
+                scheduled[key] = scheduler.add(scheduled.get(key), intent.message_id, intent_bytes, until, reason)
+                await outcomes.write(publish.scheduled(intent, until, reason, detail, now))
+                metrics.scheduled.labels(reason).inc()
         return decision
 
     async def on_intent(message: Message) -> None:
@@ -197,6 +249,34 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
                     max((clock.now() - command.trigger_received_at).total_seconds(), 0.0))
             case policy.Suppress(reason=reason, detail=detail):
                 await outcomes.write(publish.suppressed(intent, reason, detail, clock.now()))
+
+    async def on_due(key: bytes, message_id: str) -> None:
+        """A deferred send's time came: take it out of the scheduler (so it counts once) and decide again."""
+        remaining, intent_bytes = scheduler.take(scheduled.get(key), message_id)
+        if intent_bytes is None:
+            return  # already taken: a repeated fire
+        if remaining:
+            scheduled[key] = remaining
+        else:
+            scheduled.pop(key, None)
+        intent = codec_for(MessageIntent).decode(intent_bytes)
+        decision = await decide_and_send(key, intent, intent_bytes)  # may defer it again (a cap, a new zone)
+        if isinstance(decision, policy.Suppress):
+            await outcomes.write(publish.suppressed(intent, decision.reason, decision.detail, clock.now()))
+
+    async def on_erasure(message: Message) -> None:
+        request = codec_for(ErasureRequest).decode(message.value)
+        _check_key(message, request.customer_id)
+        erased[erasure.suppression_key(erasure_secret, request.customer_id)] = {
+            "at": int(request.requested_at.timestamp() * 1000)}
+        for table in (profiles, consents, conversations, in_flight, scheduled, sent):
+            table.pop(message.key, None)
+        # Gateways stop what is already queued for the customer; the compacted profile is deleted too.
+        everything = {f"{c.value}:{p.value}": ConsentState.OPTED_OUT for c in Channel for p in Purpose}
+        await publisher.publish(names(CONSENT_STATE), message.key, encode(ConsentSnapshot(
+            customer_id=request.customer_id, store_id=request.store_id, slots=everything, updated_at=clock.now())))
+        await publisher.publish(names(CUSTOMER_PROFILES), message.key, None)
+        metrics.erasures.labels("erased").inc()
 
     async def fall_back(key: bytes, message_id: str, retry: fallback.Retry, failed_channel: str) -> None:
         intent = retry.narrowed(codec_for(MessageIntent).decode(retry.intent_bytes))
@@ -216,12 +296,15 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
 
     async def on_timer(message: Message) -> None:
         fired = codec_for(TimerFired).decode(message.value)
+        if fired.kind == SCHEDULED_SEND:
+            await on_due(message.key, fired.message_id)
+            return
         retry = fallback.on_timeout(in_flight.get(message.key), fired.message_id, fired.channel)
         if retry is not None:
             await fall_back(message.key, fired.message_id, retry, str(fired.channel))
 
     handlers = {names(MESSAGE_INTENTS): on_intent, names(MESSAGE_OUTCOMES): on_outcome,
-                names(MESSAGE_TIMERS): on_timer}
+                names(MESSAGE_TIMERS): on_timer, names(CUSTOMER_ERASURES): on_erasure}
 
     async def on_routed(message: Message) -> None:
         await handlers[message.topic](message)
@@ -229,10 +312,20 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     fired_already: set[tuple[str, str]] = set()  # timeouts published and not yet acted on (this process)
 
     @app.timer(interval=settings.worker.timer_interval)
-    async def find_overdue_receipts() -> None:
-        """Reads the local in_flight partitions; writes nothing but TimerFired records (one writer per table)."""
+    async def fire_due_timers() -> None:
+        """Reads the local scheduled and in_flight partitions; writes nothing but TimerFired records (the
+        routing agent, the tables' one writer, acts on them)."""
         now = clock.now()
         try:
+            for key, waiting in list(scheduled.items()):
+                for message_id, due_at in scheduler.due(waiting, now):
+                    mark = (message_id, f"{SCHEDULED_SEND}@{due_at.isoformat()}")  # deferred again: a new mark
+                    if mark in fired_already:
+                        continue
+                    fired = TimerFired(customer_id=key.decode(), message_id=message_id, kind=SCHEDULED_SEND,
+                                       due_at=due_at, fired_at=now)
+                    await publisher.publish(names(MESSAGE_TIMERS), key, encode(fired))
+                    fired_already.add(mark)
             for key, state in list(in_flight.items()):
                 for message_id, channel, due in fallback.due_timeouts(state, now, settings.worker.receipt_timeouts):
                     if (message_id, channel.value) in fired_already:
@@ -243,7 +336,7 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
                     fired_already.add((message_id, channel.value))
         except Exception as exc:  # noqa: BLE001 - a timer that raises stops for good; the next tick tries again
             # The type only: a traceback's chained messages can quote record values (personal data).
-            logger.error("scanning for overdue receipts failed: %s", type(exc).__name__)
+            logger.error("scanning for due timers failed: %s", type(exc).__name__)
         if len(fired_already) > 100_000:
             fired_already.clear()  # acted-on timeouts are gone from in_flight, so no re-fire follows
 
@@ -269,6 +362,9 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
         await guarded(stream, "route_messages", on_routed)
 
     return app
+
+
+SCHEDULED_SEND = "scheduled_send"
 
 
 def _check_key(message: Message, customer_id: str) -> None:

@@ -51,6 +51,14 @@ class Metrics:
             "switchboard_keyword_replies_total", "Replies recognised as keywords, by what they did.", ["action"],
             registry=registry,
         )
+        self.scheduled = Counter(
+            "switchboard_scheduled_total", "Sends deferred to a later moment, by why (quiet_hours, frequency_cap).",
+            ["reason"], registry=registry,
+        )
+        self.erasures = Counter(
+            "switchboard_erasures_total", "Customers erased (GDPR), and records of erased customers ignored.",
+            ["kind"], registry=registry,
+        )
         self.fallbacks = Counter(
             "switchboard_fallbacks_total", "Messages re-sent on their next channel after a failed send.",
             ["failed_channel"], registry=registry,
@@ -61,6 +69,20 @@ class Metrics:
         )
         self.webhooks = Counter(
             "switchboard_webhooks_total", "Provider webhooks received.", ["provider", "result"], registry=registry
+        )
+        self.consent_catch_up = Histogram(
+            "switchboard_consent_catch_up_seconds",
+            "A gateway's read barrier before a marketing send: list-offsets plus waiting for its consent view "
+            "(result: caught_up, or timed_out and not sent).",
+            ["channel", "result"], buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.preference_requests = Counter(
+            "switchboard_preference_requests_total", "Preference-centre page views and saves, by result.",
+            ["action", "result"], registry=registry,
+        )
+        self.preference_changes = Counter(
+            "switchboard_preference_changes_total", "Records the preference centre published, by kind.", ["kind"],
+            registry=registry,
         )
 
 

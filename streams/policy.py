@@ -7,6 +7,14 @@ first is used and the rest ride along as the fallback chain.
 Consent: marketing needs an explicit opt-in on that channel; transactional needs only that the
 customer has not opted out of it.
 
+Timing, for marketing (and transactional too where the store says so for quiet hours): a customer who
+paused marketing gets none until the pause ends; frequency caps across channels (the store's, plus
+its caps for the message's class) either drop a capped message or defer it to when a send fits
+again; quiet hours in the customer's zone defer it to the next allowed moment. A deferred message
+whose offer would expire first is suppressed instead (``quiet_hours_expired``, ``frequency_cap``):
+it is never sent late. Consent is checked before timing, so an opted-out customer is reported as
+such, not scheduled; the scheduled message is decided again, from scratch, when its time comes.
+
 WhatsApp: inside the 24-hour customer-service window (the customer wrote to us on WhatsApp within
 the last 24 hours) a message goes as free text; outside it only as the template's approved WhatsApp
 template, and a template without one cannot use WhatsApp at all — so error 131047 never happens.
@@ -22,8 +30,9 @@ from typing import assert_never
 from schemas.customers import ConsentState, CustomerProfile
 from schemas.messages import MessageIntent, OutcomeReason, SendCommand, SmsSegments, WhatsAppTemplateRef
 from schemas.types import Channel, Purpose
-from streams import pricing, sms
+from streams import caps, pricing, quiet_hours, sms
 from streams.consent import ConsentMap, state_of
+from streams.stores import StoreConfig
 from streams.errors import TemplateError, UnknownTemplateError
 from streams.templates import has_whatsapp_template, render, whatsapp_template
 
@@ -39,7 +48,18 @@ class Suppress:
     detail: str
 
 
-Decision = Send | Suppress
+@dataclass(frozen=True)
+class Defer:
+    """Decide again at ``until``: the message waits in the scheduler."""
+
+    until: dt.datetime
+    reason: OutcomeReason  # quiet_hours or frequency_cap
+    detail: str
+
+
+Decision = Send | Suppress | Defer
+
+CapStates = Mapping[str, caps.CapState]  # slot ("all", "class:<name>") -> marketing sends recorded
 
 
 WHATSAPP_WINDOW = dt.timedelta(hours=24)
@@ -116,11 +136,16 @@ def decide(
     now: dt.datetime,
     config: PolicyConfig = PolicyConfig(),
     last_inbound: LastInbound | None = None,
+    store: StoreConfig = StoreConfig(),
+    sent: CapStates | None = None,
 ) -> Decision:
     if intent.expires_at is not None and intent.expires_at <= now:
         return Suppress(OutcomeReason.EXPIRED, "the offer expired before it could be sent")
     if profile is None:
         return Suppress(OutcomeReason.NO_CONTACT_POINT, "no profile known for this customer")
+    marketing = Purpose(intent.purpose) == Purpose.MARKETING
+    if marketing and profile.marketing_paused_until is not None and profile.marketing_paused_until > now:
+        return Suppress(OutcomeReason.PAUSED, "the customer paused marketing messages")
     whatsapp_open = in_whatsapp_window(last_inbound, now)
     eligible, blocked = eligible_channels(intent, profile, consents, whatsapp_open)
     if not eligible:
@@ -139,6 +164,9 @@ def decide(
         return Suppress(OutcomeReason.RENDER_FAILED, str(exc))
     to = contact_point(profile, channel)
     assert to is not None  # eligible_channels checked it
+    timing = _timing(intent, profile, store, sent, now)
+    if timing is not None:
+        return timing
     body = rendered.body
     if channel == Channel.SMS and config.smart_encoding and sms.encoding_of(sms.smart_encode(body)) == "GSM-7":
         body = sms.smart_encode(body)
@@ -167,6 +195,45 @@ def decide(
             expires_at=intent.expires_at,
         )
     )
+
+
+def _timing(intent: MessageIntent, profile: CustomerProfile, store: StoreConfig, sent: CapStates | None,
+            now: dt.datetime) -> Defer | Suppress | None:
+    """None when the message may go now; else when it may, or why it never will."""
+    marketing = Purpose(intent.purpose) == Purpose.MARKETING
+    capped_until, drop = now, False
+    if marketing:
+        for slot, frequency in store.frequency_caps.policies(intent.message_class).items():
+            verdict = caps.check((sent or {}).get(slot), now, frequency)
+            if isinstance(verdict, caps.Capped):
+                capped_until = max(capped_until, verdict.until)
+                drop = drop or frequency.on_capped == "drop"
+    if drop:
+        return Suppress(OutcomeReason.FREQUENCY_CAP, "frequency cap reached; the store drops capped messages")
+    until = capped_until
+    rules = store.quiet_hours
+    if rules.enabled and (marketing or rules.transactional):
+        phone = profile.phone or profile.whatsapp
+        zone = quiet_hours.resolve_zone(profile.time_zone, phone, store.time_zone)
+        region = (sms.country_of(phone) if phone else None) or store.country
+        until = quiet_hours.next_allowed(capped_until, zone, rules.rule(region))
+    if until == now:
+        return None
+    reason = OutcomeReason.FREQUENCY_CAP if capped_until > now else OutcomeReason.QUIET_HOURS
+    if intent.expires_at is not None and until >= intent.expires_at:
+        expired = OutcomeReason.FREQUENCY_CAP if reason == OutcomeReason.FREQUENCY_CAP else OutcomeReason.QUIET_HOURS_EXPIRED
+        return Suppress(expired, f"could go at {until.isoformat()}, after the offer expires")
+    why = "frequency cap reached" if reason == OutcomeReason.FREQUENCY_CAP else "quiet hours"
+    return Defer(until, reason, f"{why}: scheduled for {until.isoformat()}")
+
+
+def record_sent(sent: CapStates | None, intent: MessageIntent, store: StoreConfig, now: dt.datetime) -> dict:
+    """The cap state after sending ``intent`` (unchanged for transactional, which is never capped)."""
+    updated = dict(sent or {})
+    if Purpose(intent.purpose) == Purpose.MARKETING:
+        for slot, frequency in store.frequency_caps.policies(intent.message_class).items():
+            updated[slot] = caps.record(updated.get(slot), now, frequency)
+    return updated
 
 
 def _cost(channel: Channel, sms_info: SmsSegments | None, whatsapp: WhatsAppTemplateRef | None,

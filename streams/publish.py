@@ -45,6 +45,25 @@ def suppressed(intent: MessageIntent, reason: OutcomeReason, detail: str, now: d
     )
 
 
+def scheduled(intent: MessageIntent, until: dt.datetime, reason: OutcomeReason, detail: str,
+              now: dt.datetime) -> MessageOutcome:
+    """A send deferred to ``until``; deferred again later, it gets another outcome (another time)."""
+    return MessageOutcome(
+        outcome_id=outcome_id(intent.message_id, OutcomeStatus.SCHEDULED, until.isoformat()),
+        message_id=intent.message_id,
+        customer_id=intent.customer_id,
+        store_id=intent.store_id,
+        status=OutcomeStatus.SCHEDULED,
+        reason=reason,
+        detail=detail,
+        template=intent.template,
+        purpose=intent.purpose,
+        scheduled_for=until,
+        trigger_event_id=intent.trigger_event_id,
+        occurred_at=now,
+    )
+
+
 def for_command(
     command: SendCommand,
     status: OutcomeStatus,

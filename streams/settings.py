@@ -30,7 +30,14 @@ class WorkerSettings(BaseModel):
     receipt_timeouts: dict[str, float] = Field(
         default_factory=lambda: {"sms": 900.0, "whatsapp": 900.0},
         description="Seconds to wait for a delivery receipt per channel before falling back (e-mail has none).")
-    timer_interval: float = Field(5.0, gt=0, description="Seconds between scans for overdue receipts.")
+    timer_interval: float = Field(5.0, gt=0, description="Seconds between scans for due timers (receipts, deferred sends).")
+    session_timeout: float = Field(
+        30.0, ge=6, description="Seconds before the group gives a silent worker's partitions to another; "
+                                "a restarted worker waits this long for its own old session to expire.")
+    stores_file: Path | None = Field(None, description="YAML of per-store rules (streams/stores.py); none: defaults.")
+    erasure_key: SecretStr = Field(
+        SecretStr("dev-only-erasure-key"),
+        description="HMAC key of erased customers' suppression entries: set it in production, never change it.")
 
 
 class GatewaySettings(BaseModel):
@@ -102,6 +109,24 @@ class SandboxSettings(BaseModel):
     smtp_http_port: int = Field(8093, description="SMTP sandbox's inspection API.")
 
 
+class PreferenceSettings(BaseModel):
+    """The customer preference centre: a page reached by a signed, expiring link.
+
+    ``secret`` signs those links. Its default is for development only: set
+    ``SWITCHBOARD_PREFERENCES__SECRET`` in production, or anyone who reads this file can forge links.
+    """
+
+    host: str = Field("127.0.0.1", description="Bind address (0.0.0.0 in a container).")
+    port: int = Field(8090, description="The preference pages, /metrics and /health.")
+    public_base_url: str = Field("http://127.0.0.1:8090",
+                                 description="How customers reach the pages; links start with it.")
+    secret: SecretStr = Field(SecretStr("dev-only-preference-secret"),
+                              description="HMAC key of the links. Set SWITCHBOARD_PREFERENCES__SECRET in production.")
+    link_ttl_seconds: int = Field(14 * 24 * 3600, gt=0, description="How long a link stays valid.")
+    disclosure_version: str = Field("2026-05",
+                                    description="Recorded with every consent change, with the text that was shown.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", env_nested_delimiter="__", extra="ignore")
 
@@ -111,6 +136,7 @@ class Settings(BaseSettings):
     whatsapp: WhatsAppGatewaySettings = WhatsAppGatewaySettings()
     email: EmailGatewaySettings = EmailGatewaySettings()
     sandbox: SandboxSettings = SandboxSettings()
+    preferences: PreferenceSettings = PreferenceSettings()
 
     def redacted(self) -> dict:
         """The settings with every secret masked: the only form that may be logged."""

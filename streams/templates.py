@@ -34,6 +34,54 @@ _HELP = {Channel.SMS: (None, "{{ help_text }}"), Channel.WHATSAPP: (None, "{{ he
 _SOURCES: dict[str, dict[str, dict[Channel, tuple[str | None, str]]]] = {
     # The help text itself is localised by streams.keywords (per store); the template only carries it.
     "help_reply": {"en": _HELP},
+    # Double opt-in: the one message a pending marketing subscriber gets, asking for a YES.
+    "optin_confirmation": {
+        "en": {ch: (None, "Reply YES to confirm you want offers and news from us. Msg & data rates may apply. "
+                          "Reply STOP to opt out.") for ch in (Channel.SMS, Channel.WHATSAPP)},
+        "he": {ch: (None, "כדי לאשר קבלת מבצעים ועדכונים מאיתנו השיבו כן. להסרה השיבו הסר.")
+               for ch in (Channel.SMS, Channel.WHATSAPP)},
+        "nl": {ch: (None, "Antwoord JA om te bevestigen dat je aanbiedingen en nieuws van ons wilt ontvangen. "
+                          "Antwoord STOP om je af te melden.") for ch in (Channel.SMS, Channel.WHATSAPP)},
+        "pl": {ch: (None, "Odpowiedz TAK, aby potwierdzić zgodę na oferty i nowości od nas. "
+                          "Odpowiedz STOP, aby zrezygnować.") for ch in (Channel.SMS, Channel.WHATSAPP)},
+        "be": {ch: (None, "Адкажыце ТАК, каб пацвердзіць згоду на прапановы і навіны ад нас. "
+                          "Адкажыце СТОП, каб адпісацца.") for ch in (Channel.SMS, Channel.WHATSAPP)},
+    },
+    # Abandoned cart (marketing). The Belarusian text is the seed article's own example.
+    "cart_reminder": {
+        "en": {
+            Channel.SMS: (None, _HI["en"] + ", you left something in your cart. Finish your order: {{ cart_url }}"),
+            Channel.WHATSAPP: (None, _HI["en"] + "! Your cart is waiting for you. Finish your order: {{ cart_url }}"),
+            Channel.EMAIL: ("You left something in your cart",
+                            _HI["en"] + ",\n\nThe items in your cart are still waiting.\nFinish your order: {{ cart_url }}\n"),
+        },
+        "he": {
+            Channel.SMS: (None, _HI["he"] + ", שכחת משהו בעגלה. להשלמת ההזמנה: {{ cart_url }}"),
+            Channel.WHATSAPP: (None, _HI["he"] + "! העגלה שלך מחכה לך. להשלמת ההזמנה: {{ cart_url }}"),
+            Channel.EMAIL: ("שכחת משהו בעגלה", _HI["he"] + ",\n\nהמוצרים בעגלה שלך עדיין מחכים.\n"
+                                               "להשלמת ההזמנה: {{ cart_url }}\n"),
+        },
+        "nl": {
+            Channel.SMS: (None, _HI["nl"] + ", je hebt nog iets in je winkelwagen. Rond je bestelling af: {{ cart_url }}"),
+            Channel.WHATSAPP: (None, _HI["nl"] + ", je winkelwagen wacht op je. Rond je bestelling af: {{ cart_url }}"),
+            Channel.EMAIL: ("Je hebt nog iets in je winkelwagen",
+                            _HI["nl"] + ",\n\nDe artikelen in je winkelwagen wachten nog.\nRond je bestelling af: {{ cart_url }}\n"),
+        },
+        "pl": {
+            Channel.SMS: (None, _HI["pl"] + "! W Twoim koszyku coś zostało. Dokończ zamówienie: {{ cart_url }}"),
+            Channel.WHATSAPP: (None, _HI["pl"] + "! Twój koszyk na Ciebie czeka. Dokończ zamówienie: {{ cart_url }}"),
+            Channel.EMAIL: ("W Twoim koszyku coś zostało",
+                            _HI["pl"] + ",\n\nProdukty w Twoim koszyku wciąż czekają.\nDokończ zamówienie: {{ cart_url }}\n"),
+        },
+        "be": {
+            Channel.SMS: (None, "Здаецца, вы забыліся пра тавары ў вашым кошыку. Скончыце пакупку зараз! {{ cart_url }}"),
+            Channel.WHATSAPP: (None, _HI["be"] + "! Здаецца, вы забыліся пра тавары ў вашым кошыку. "
+                               "Скончыце пакупку зараз: {{ cart_url }}"),
+            Channel.EMAIL: ("Тавары чакаюць у вашым кошыку",
+                            _HI["be"] + ",\n\nЗдаецца, вы забыліся пра тавары ў вашым кошыку.\n"
+                            "Скончыце пакупку зараз: {{ cart_url }}\n"),
+        },
+    },
     "shipping_update": {
         "en": {
             Channel.SMS: (None, _HI["en"] + ", your order #{{ order_id }} is on its way"
@@ -82,6 +130,8 @@ DEFAULT_LOCALE = "en"
 # Business-initiated WhatsApp messages go out as these approved templates (never error 131047).
 _WHATSAPP: dict[str, tuple[str, tuple[str, ...]]] = {
     "shipping_update": ("utility", ("first_name", "order_id", "tracking_url")),
+    "optin_confirmation": ("utility", ()),
+    "cart_reminder": ("marketing", ("first_name", "cart_url")),
 }
 
 
@@ -152,7 +202,8 @@ def whatsapp_template(template: str, locale: str, variables: dict[str, str]) -> 
 
 # Variables a template cannot do without; the others are optional and the texts must cope without them.
 _REQUIRED: dict[str, set[str]] = {"shipping_update": {"first_name", "order_id", "tracking_url"},
-                                  "help_reply": {"help_text"}}
+                                  "help_reply": {"help_text"}, "optin_confirmation": set(),
+                                  "cart_reminder": {"first_name", "cart_url"}}
 
 _RTL = {"he", "ar", "fa", "yi"}
 
@@ -168,7 +219,7 @@ def email_html(text: str, locale: str) -> str:
 def _self_check() -> None:
     """Render every template with sample variables at import: fail loudly at start-up."""
     sample = {"first_name": "Ana", "order_id": "1001", "carrier": "DHL", "tracking_url": "https://t.example/1",
-              "help_text": "Reply STOP to unsubscribe."}
+              "cart_url": "https://shop.example/cart/1", "help_text": "Reply STOP to unsubscribe."}
     for name, locales in _COMPILED.items():
         for loc, chans in locales.items():
             for ch in chans:

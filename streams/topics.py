@@ -16,7 +16,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from schemas.catalog import CATALOG, TopicNames
 from streams.settings import Settings
 
-TABLES = ("profiles", "consents", "conversations", "in_flight")  # the worker's tables; each has a compacted changelog
+TABLES = ("profiles", "consents", "conversations", "in_flight", "scheduled", "sent", "erased")  # the worker's tables; each has a compacted changelog
 
 logger = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from schemas.codec import codec_for
@@ -50,7 +51,22 @@ def make_settings(kafka_bootstrap: str, state_dir: Path) -> Settings:
     s.email.webhook_port = free_port()
     s.sandbox.smtp_port = s.email.port = free_port()
     s.sandbox.smtp_http_port = free_port()
+    s.preferences.port = free_port()
+    s.preferences.public_base_url = f"http://127.0.0.1:{s.preferences.port}"
+    s.worker.session_timeout = 6.0  # a killed-and-restarted worker gets its partitions back quickly
+    # Quiet hours and frequency caps would make every marketing test depend on the time of day it runs;
+    # the tests of those rules write store files of their own.
+    s.worker.stores_file = write_stores(state_dir, {"defaults": {"quiet_hours": {"enabled": False},
+                                                                 "frequency_caps": {"enabled": False}}})
     return s
+
+
+def write_stores(directory: Path, stores: dict) -> Path:
+    """A worker's store-rules file (see streams/stores.py)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"stores-{uuid.uuid4().hex[:6]}.yaml"
+    path.write_text(yaml.safe_dump(stores, allow_unicode=True), encoding="utf-8")
+    return path
 
 
 def env_of(settings: Settings) -> dict[str, str]:
@@ -64,6 +80,8 @@ def env_of(settings: Settings) -> dict[str, str]:
         "SWITCHBOARD_WORKER__DATA_DIR": str(s.worker.data_dir),
         "SWITCHBOARD_WORKER__RECEIPT_TIMEOUTS": json.dumps(s.worker.receipt_timeouts),
         "SWITCHBOARD_WORKER__TIMER_INTERVAL": str(s.worker.timer_interval),
+        "SWITCHBOARD_WORKER__SESSION_TIMEOUT": str(s.worker.session_timeout),
+        **({"SWITCHBOARD_WORKER__STORES_FILE": str(s.worker.stores_file)} if s.worker.stores_file else {}),
         "SWITCHBOARD_SMS__WEBHOOK_PORT": str(s.sms.webhook_port),
         "SWITCHBOARD_SMS__PUBLIC_BASE_URL": s.sms.public_base_url,
         "SWITCHBOARD_SMS__API_BASE_URL": s.sms.api_base_url,
@@ -78,6 +96,8 @@ def env_of(settings: Settings) -> dict[str, str]:
         "SWITCHBOARD_EMAIL__PORT": str(s.email.port),
         "SWITCHBOARD_SANDBOX__SMTP_PORT": str(s.sandbox.smtp_port),
         "SWITCHBOARD_SANDBOX__SMTP_HTTP_PORT": str(s.sandbox.smtp_http_port),
+        "SWITCHBOARD_PREFERENCES__PORT": str(s.preferences.port),
+        "SWITCHBOARD_PREFERENCES__PUBLIC_BASE_URL": s.preferences.public_base_url,
     }
 
 

