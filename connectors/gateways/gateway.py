@@ -11,7 +11,10 @@ provider, and errors that provably never reached the provider (throttling, outag
 backoff until the message expires or the gateway stops — throttling never drops a message.
 
 Consent is re-checked right before every provider call against the followed consent state: an
-opt-out processed after the worker decided still stops the send (suppressed, ``opted_out``).
+opt-out processed after the worker decided still stops the send (suppressed, ``opted_out``). For a
+marketing send the view first catches up with the broker (a read barrier, see ``consent_view``), and
+the offset it caught up to goes into the ``attempting`` ledger entry as the proof of the check. A
+barrier that times out sends nothing: the command waits and tries again, like a throttled one.
 
 Priority lane: transactional commands are always taken before the marketing ``.bulk`` lane, a few
 bulk records at a time, so a campaign backlog never delays an order update.
@@ -60,6 +63,7 @@ from streams.settings import GatewaySettings, KafkaSettings
 logger = logging.getLogger(__name__)
 
 BULK_BATCH = 20  # marketing records taken between two looks at the transactional lane
+OPTED_OUT_AFTER_DECISION = "opted out after the message was decided"  # the detail of a gateway's suppression
 
 
 class Sender(Protocol):
@@ -126,6 +130,7 @@ class Gateway:
             await consumer.stop()
             await follower.stop()
             await consent_follower.stop()
+            await self.consents.close()
 
     async def _one_batch(self, consumer: AIOKafkaConsumer) -> None:
         assigned = consumer.assignment()
@@ -168,7 +173,7 @@ class Gateway:
         if entry is not None:  # died mid-call last time: the provider may have it
             await self._ambiguous(command, "the gateway stopped during the provider call")
             return
-        attempt = 0
+        attempt = stalls = 0
         while True:
             await self._wait(self._breaker.wait())
             await self._wait(self._bucket.reserve())
@@ -176,13 +181,20 @@ class Gateway:
                 await self._outcomes.write(for_command(command, OutcomeStatus.SUPPRESSED, self._clock.now(),
                                                        reason=OutcomeReason.EXPIRED, detail="expired before sending"))
                 return
+            position = None
+            if Purpose(command.purpose) == Purpose.MARKETING:  # transactional keeps its latency: no barrier
+                position = await self._catch_up(command)
+                if position is None:  # consent unknown: never send on a guess; wait as for a throttled call
+                    stalls += 1
+                    await self._wait(delay(stalls))
+                    continue
             if self.consents.blocks(command):  # an opt-out that arrived after the decision still wins
                 await self._outcomes.write(for_command(command, OutcomeStatus.SUPPRESSED, self._clock.now(),
-                                                       reason=OutcomeReason.OPTED_OUT,
-                                                       detail="opted out after the message was decided"))
+                                                       reason=OutcomeReason.OPTED_OUT, detail=OPTED_OUT_AFTER_DECISION))
                 return
             attempt += 1
-            await self.ledger.record(command.message_id, LedgerState.ATTEMPTING, self._clock.now())
+            await self.ledger.record(command.message_id, LedgerState.ATTEMPTING, self._clock.now(),
+                                     consent_position=position)
             started = time.perf_counter()
             try:
                 receipt = await self._sender.send(command)
@@ -215,6 +227,16 @@ class Gateway:
                                                    provider=receipt.provider,
                                                    provider_message_id=receipt.provider_message_id))
             return
+
+    async def _catch_up(self, command: SendCommand) -> int | None:
+        """The consent view's read barrier, timed: its offset, or None when consent is unknown (timed out)."""
+        started = time.perf_counter()
+        position = await self.consents.catch_up(command.customer_id)
+        result = "timed_out" if position is None else "caught_up"
+        self._metrics.consent_catch_up.labels(self.channel.value, result).observe(time.perf_counter() - started)
+        if position is None:
+            logger.warning("message_id=%s not sent yet: consent state unknown", command.message_id)
+        return position
 
     async def _report_again(self, command: SendCommand, entry: SendLedgerEntry) -> None:
         """A redelivered command whose send is settled: write its outcome again (same outcome id), since the

@@ -46,13 +46,17 @@ class SendLedger:
 
     async def restore(self, bootstrap_servers: str, partition_ids: set[int]) -> AIOKafkaConsumer:
         """Reads the ledger back; returns the consumer for :meth:`follow` (the caller stops it)."""
-        consumer = await compacted.read_to_end(bootstrap_servers, self.topic, partition_ids, self._apply)
+        consumer = await compacted.read_to_end(bootstrap_servers, self.topic, partition_ids, self._apply_record)
         logger.info("send ledger restored: %d entries from %s", len(self._entries), self.topic)
         return consumer
 
     async def follow(self, consumer: AIOKafkaConsumer) -> None:
         """Applies entries written by any instance (our own included: applying one twice is harmless)."""
-        await compacted.follow(consumer, self._apply)
+        await compacted.follow(consumer, self._apply_record)
+
+    def _apply_record(self, _partition: int, key: bytes | None, value: bytes | None, offset: int) -> None:
+        """A record read from the topic (``compacted.Apply``): entries are per message id, whatever the partition."""
+        self._apply(key, value, offset)
 
     def _apply(self, key: bytes | None, value: bytes | None, offset: int) -> None:
         if key is None:
@@ -71,12 +75,17 @@ class SendLedger:
         self._apply(message_id.encode(), value, await self._publisher.append(self.topic, message_id.encode(), value))
 
     async def record(self, message_id: str, state: LedgerState, now: dt.datetime,
-                     provider_message_id: str | None = None, error_code: str | None = None) -> SendLedgerEntry:
+                     provider_message_id: str | None = None, error_code: str | None = None,
+                     consent_position: int | None = None) -> SendLedgerEntry:
+        """Writes the message's new state. The receipt so far and the consent position checked before the call
+        (``attempting``) are carried into the later states, so the settled entry still proves the check."""
         previous = self._entries.get(message_id)
         entry = SendLedgerEntry(
             message_id=message_id, channel=self._channel, state=state, provider=self._provider,
             provider_message_id=provider_message_id, error_code=error_code,
             receipt_status=previous.receipt_status if previous else None,
+            consent_position=(consent_position if consent_position is not None else
+                              previous.consent_position if previous else None),
             attempts=(previous.attempts + 1 if previous and state == LedgerState.ATTEMPTING else
                       previous.attempts if previous else 1),
             updated_at=now,
