@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test test-unit test-integration lint broker-start broker-stop clean
+.PHONY: setup demo test test-unit test-integration lint browser broker-start broker-stop clean
 
 $(STAMP): pyproject.toml
 	@command -v java >/dev/null && command -v mvn >/dev/null || { \
@@ -20,14 +20,21 @@ setup: $(STAMP)  ## virtualenv with the project and its tools, Kafka jars from M
 demo: setup  ## the whole pipeline on the embedded broker, with a live progress display and a summary
 	$(BIN)/switchboard demo
 
-test: setup lint  ## every test: unit, integration (real broker) and end to end
+test: setup lint browser  ## every test: unit, integration (real broker) and end to end
 	$(BIN)/python -m pytest
 
 test-unit: setup
 	$(BIN)/python -m pytest tests/unit
 
-test-integration: setup
+test-integration: setup browser
 	$(BIN)/python -m pytest tests/integration tests/e2e
+
+browser:  ## Debian's chromium + chromedriver, for the preference centre's browser test
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  command -v apt-get >/dev/null || { echo "chromium and chromedriver are needed (Debian: apt-get install chromium chromium-driver)"; exit 1; }; \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  echo "installing chromium and chromium-driver with $${SUDO:-root} apt-get"; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 lint: setup  ## package layering: schemas <- streams <- connectors; adapters never import faust
 	$(BIN)/lint-imports

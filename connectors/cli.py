@@ -9,6 +9,8 @@
     switchboard produce TOPIC            JSON lines on stdin -> validated, Avro-encoded records
     switchboard simulate                 produce a realistic storefront (customers, consents, orders)
     switchboard sms-info --json          encoding and segments of a JSON array of texts on stdin
+    switchboard preferences              the customer preference centre (pages behind signed links)
+    switchboard preference-link ID --store STORE   print a customer's signed preference link
 """
 
 from __future__ import annotations
@@ -143,6 +145,22 @@ def _sms_info(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _preferences(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors.preferences.service import run_preferences
+
+    logger.info("preference centre settings: %s", settings.redacted())  # secrets masked
+    asyncio.run(run_preferences(settings))
+    return 0
+
+
+def _preference_link(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors.preferences.web import link_for
+    from streams.clock import WallClock
+
+    print(link_for(settings.preferences, args.customer_id, args.store, WallClock().now(), args.ttl))
+    return 0
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.demo.run import run_demo
 
@@ -188,6 +206,13 @@ def parser() -> argparse.ArgumentParser:
     sms_info = sub.add_parser("sms-info", help="SMS encoding and segments of texts on stdin")
     sms_info.add_argument("--json", action="store_true", help="print JSON")
     sms_info.set_defaults(func=_sms_info)
+    preferences = sub.add_parser("preferences", help="the customer preference centre")
+    preferences.set_defaults(func=_preferences)
+    link = sub.add_parser("preference-link", help="print a customer's signed preference-centre link")
+    link.add_argument("customer_id")
+    link.add_argument("--store", required=True, help="the customer's store id")
+    link.add_argument("--ttl", type=int, default=None, help="seconds the link stays valid (default: settings)")
+    link.set_defaults(func=_preference_link)
     return p
 
 

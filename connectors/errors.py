@@ -104,3 +104,30 @@ class InvalidEventError(ConnectorError):
 
 class UnknownSenderError(WebhookPayloadError):
     """An inbound message from a number no known customer has."""
+
+
+# The preference centre (connectors.preferences):
+#
+#     ConnectorError
+#      ├── PreferenceLinkError              a preference link that cannot be honoured
+#      │    ├── TamperedLinkError           malformed, altered, or signed with another secret (HTTP 403)
+#      │    └── ExpiredLinkError            genuine but past its expiry (HTTP 410)
+#      └── PreferenceFormError              a submitted form with values the page never offered (also a ValueError)
+
+__all__ += ["PreferenceLinkError", "TamperedLinkError", "ExpiredLinkError", "PreferenceFormError"]
+
+
+class PreferenceLinkError(ConnectorError):
+    """A preference-centre link that cannot be honoured. Never carries the token: it is a credential."""
+
+
+class TamperedLinkError(PreferenceLinkError):
+    """The link is malformed, was altered, or was signed with another secret."""
+
+
+class ExpiredLinkError(PreferenceLinkError):
+    """The link is genuine but its expiry has passed."""
+
+
+class PreferenceFormError(ConnectorError, ValueError):
+    """A preference form carries a value the page never offered."""

@@ -1,0 +1,148 @@
+"""The preference centre's HTTP side: show a customer's preferences, save what they change, refuse bad links.
+
+``GET /preferences/{token}`` renders the page; ``POST`` to the same address publishes the changes
+(ConsentChange records on ``customers.consents``, a new profile on ``customers.profiles``, keyed by
+customer id, each acknowledged by the broker) and then shows "saved". The token is the credential: it
+is checked on every request, must be repeated in the form (so a form cannot be posted to another link),
+and never logged — the server runs without an access log for that reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import logging
+
+from aiohttp import web
+from aiokafka.errors import KafkaError
+
+from connectors.errors import ExpiredLinkError, PreferenceFormError, TamperedLinkError
+from connectors.preferences import tokens
+from connectors.preferences.choices import LANGUAGES, Changes, Proof, changes, language_of, parse_form
+from connectors.preferences.page import disclosure, render_form, render_refusal, render_saved
+from connectors.preferences.state import CustomerDirectory
+from schemas.catalog import CUSTOMER_CONSENTS, CUSTOMER_PROFILES, TopicNames
+from schemas.codec import encode
+from schemas.customers import ConsentState, CustomerProfile
+from streams.clock import Clock
+from streams.metrics import Metrics
+from streams.publish import Publisher
+from streams.settings import PreferenceSettings
+
+logger = logging.getLogger(__name__)
+
+PATH = "/preferences/{token}"
+
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "Referrer-Policy": "no-referrer",  # the address is a credential: never hand it to another site
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
+
+
+def link_for(config: PreferenceSettings, customer_id: str, store_id: str, now: dt.datetime,
+             ttl_seconds: int | None = None) -> str:
+    """The signed address of a customer's preference page, valid for the configured time from ``now``."""
+    expires_at = now + dt.timedelta(seconds=ttl_seconds or config.link_ttl_seconds)
+    token = tokens.make_token(_secret(config), customer_id, store_id, expires_at)
+    return config.public_base_url.rstrip("/") + PATH.format(token=token)
+
+
+class _Refused(Exception):
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+class PreferenceCentre:
+    def __init__(self, config: PreferenceSettings, directory: CustomerDirectory, publisher: Publisher,
+                 names: TopicNames, clock: Clock, metrics: Metrics) -> None:
+        self._config, self._directory, self._publisher = config, directory, publisher
+        self._consents_topic, self._profiles_topic = names(CUSTOMER_CONSENTS), names(CUSTOMER_PROFILES)
+        self._clock, self._metrics = clock, metrics
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get(PATH, self.show), web.post(PATH, self.save)]
+
+    async def show(self, request: web.Request) -> web.Response:
+        token, now = request.match_info["token"], self._clock.now()
+        try:
+            profile = self._customer(token, now)
+        except _Refused as refused:
+            return self._refuse("view", refused.kind)
+        consent = self._directory.consent(profile.customer_id)
+        self._metrics.preference_requests.labels("view", "ok").inc()
+        return _html(200, render_form(profile, consent, token, request.path, now))
+
+    async def save(self, request: web.Request) -> web.Response:
+        token, now = request.match_info["token"], self._clock.now()
+        try:
+            profile = self._customer(token, now)
+            form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+            if not hmac.compare_digest(form.get("token", "").encode("utf-8", "surrogatepass"),
+                                       token.encode("utf-8", "surrogatepass")):
+                raise _Refused("mismatch")
+            try:
+                choices = parse_form(form, profile)
+            except PreferenceFormError as exc:
+                logger.info("preference form refused: %s", exc)
+                raise _Refused("form") from exc
+            shown = form.get("shown_language", "")
+            proof = Proof(ip=request.remote, user_agent=request.headers.get("User-Agent"),
+                          disclosure_text=disclosure(shown if shown in LANGUAGES else language_of(profile.locale)),
+                          disclosure_version=self._config.disclosure_version)
+            result = changes(profile, self._directory.consent(profile.customer_id), choices, proof, now)
+            try:
+                await self._publish(result)
+            except (KafkaError, TimeoutError) as exc:
+                logger.error("preferences not (fully) saved: publishing failed (%s)", type(exc).__name__)
+                raise _Refused("unavailable") from exc
+        except _Refused as refused:
+            return self._refuse("save", refused.kind)
+        self._metrics.preference_requests.labels("save", "ok").inc()
+        logger.info("preferences saved: %d consent change(s), profile %s", len(result.consent),
+                    "updated" if result.profile else "unchanged")
+        return _html(200, render_saved(choices.language, request.path))
+
+    def _customer(self, token: str, now: dt.datetime) -> CustomerProfile:
+        try:
+            claims = tokens.verify(_secret(self._config), token, now)
+        except TamperedLinkError as exc:
+            raise _Refused("tampered") from exc
+        except ExpiredLinkError as exc:
+            raise _Refused("expired") from exc
+        profile = self._directory.profile(claims.customer_id)
+        if profile is None or profile.store_id != claims.store_id:
+            raise _Refused("unknown")
+        return profile
+
+    async def _publish(self, result: Changes) -> None:
+        """Each record is noted as the customer's state once the broker has it, so a retry after a partial
+        failure publishes only what is still missing."""
+        for change in result.consent:
+            await self._publisher.publish(self._consents_topic, change.customer_id.encode(), encode(change))
+            self._directory.note_consent(change)
+            kind = "opted_in" if change.state == ConsentState.OPTED_IN else "opted_out"
+            self._metrics.preference_changes.labels(f"consent_{kind}").inc()
+        if result.profile is not None:
+            profile = result.profile
+            await self._publisher.publish(self._profiles_topic, profile.customer_id.encode(), encode(profile))
+            self._directory.note_profile(profile)
+            self._metrics.preference_changes.labels("profile").inc()
+
+    def _refuse(self, action: str, kind: str) -> web.Response:
+        self._metrics.preference_requests.labels(action, kind).inc()
+        logger.info("preference %s refused: %s", action, kind)
+        status, body = render_refusal(kind)
+        return _html(status, body)
+
+
+def _secret(config: PreferenceSettings) -> bytes:
+    return config.secret.get_secret_value().encode()
+
+
+def _html(status: int, body: str) -> web.Response:
+    return web.Response(status=status, text=body, content_type="text/html", charset="utf-8", headers=HEADERS)
