@@ -20,13 +20,14 @@ from pydantic import ValidationError
 from connectors.errors import InvalidEventError
 from schemas.catalog import (
     CUSTOMER_CONSENTS,
+    CUSTOMER_ERASURES,
     CUSTOMER_PROFILES,
     STOREFRONT_EVENTS,
     TopicNames,
     spec,
 )
 from schemas.codec import encode
-from schemas.customers import ConsentChange, CustomerProfile
+from schemas.customers import ConsentChange, CustomerProfile, ErasureRequest
 from schemas.events import StorefrontEvent
 from schemas.types import Record
 
@@ -35,6 +36,7 @@ TOPIC_OF: dict[type[Record], str] = {
     StorefrontEvent: STOREFRONT_EVENTS,
     CustomerProfile: CUSTOMER_PROFILES,
     ConsentChange: CUSTOMER_CONSENTS,
+    ErasureRequest: CUSTOMER_ERASURES,
 }
 
 

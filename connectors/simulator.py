@@ -1,8 +1,10 @@
-"""A realistic storefront: customers across the seeds' markets, their consents, and orders that ship.
+"""A realistic storefront: customers across the seeds' markets, their consents, orders that ship and
+carts they abandon.
 
-Pure generation (seeded, so a run can be repeated) plus a helper that produces it through the
-producer library. Some customers have no profile at all, some no phone, some opted out of a
-channel; a few events are malformed on purpose, to show the dead-letter path.
+Pure generation (seeded, so a run can be repeated). Some customers have no profile at all, some no
+phone, some opted out of a channel; some belong to a store that wants double opt-in; a few ask to be
+erased; markets span time zones from New York to Sydney, so at any hour some customers are in their
+quiet hours; a few events are malformed on purpose, to show the dead-letter path.
 """
 
 from __future__ import annotations
@@ -12,8 +14,15 @@ import random
 import uuid
 from dataclasses import dataclass, field
 
-from schemas.customers import ConsentChange, ConsentEvidence, ConsentSource, ConsentState, CustomerProfile
-from schemas.events import EventType, LineItem, Order, StorefrontEvent
+from schemas.customers import (
+    ConsentChange,
+    ConsentEvidence,
+    ConsentSource,
+    ConsentState,
+    CustomerProfile,
+    ErasureRequest,
+)
+from schemas.events import Cart, EventType, LineItem, Order, StorefrontEvent
 from schemas.types import Channel, Purpose
 
 # (locale, time zone, phone prefix, currency, first names) per market of the seed articles.
@@ -23,7 +32,9 @@ MARKETS = [
     ("nl", "Europe/Amsterdam", "+3161", "EUR", ["Sara", "Daan", "Emma", "Sem"]),
     ("be", "Europe/Minsk", "+37529", "BYN", ["Алеся", "Янка", "Марыля", "Андрэй"]),
     ("en", "America/New_York", "+1212555", "USD", ["Ana", "Liam", "Olivia", "Noah"]),
+    ("en", "Australia/Sydney", "+61412", "AUD", ["Chloe", "Jack", "Mia", "Oliver"]),
 ]
+DOI_STORE = "demo-store-doi"  # deploy/stores/demo.yaml: double opt-in, one marketing message a day
 CARRIERS = ["DHL", "InPost", "PostNL", "UPS", "Israel Post", "Belpochta"]
 PRODUCTS = [("SNK-42", "Sneakers"), ("TSH-M", "T-shirt"), ("MUG-01", "Mug"), ("HDP-9", "Headphones")]
 
@@ -34,6 +45,7 @@ class Storefront:
     consents: list[ConsentChange] = field(default_factory=list)
     events: list[StorefrontEvent] = field(default_factory=list)
     malformed: list[tuple[bytes, bytes]] = field(default_factory=list)  # (key, value) that must be dead-lettered
+    erasures: list[ErasureRequest] = field(default_factory=list)  # sent after the state, before the events
 
     @property
     def shipped(self) -> list[StorefrontEvent]:
@@ -45,7 +57,7 @@ def _uuid(rng: random.Random) -> str:
 
 
 def _profile(rng: random.Random, customer_id: str, store_id: str, now: dt.datetime) -> CustomerProfile:
-    locale, zone, prefix, _, names = rng.choice(MARKETS)
+    locale, zone, prefix, _, names = MARKETS[rng.randrange(len(MARKETS))]
     phone = prefix + "".join(rng.choices("0123456789", k=12 - len(prefix) + 1))
     has_phone, has_email = rng.random() < 0.85, rng.random() < 0.8
     channels = [Channel.SMS, Channel.WHATSAPP, Channel.EMAIL]
@@ -92,20 +104,35 @@ def generate(customers: int, seed: int, now: dt.datetime, store_id: str = "demo-
     shop = Storefront()
     for _ in range(customers):
         customer_id = _uuid(rng)
-        profile = _profile(rng, customer_id, store_id, now)
+        store = DOI_STORE if rng.random() < 0.15 else store_id
+        profile = _profile(rng, customer_id, store, now)
         if rng.random() < 0.95:  # 5% placed an order as guests we know nothing about
             shop.profiles.append(profile)
             shop.consents.extend(_consents(rng, profile, now))
-        currency = next(m[3] for m in MARKETS if m[0] == profile.locale)
+            if rng.random() < 0.005:
+                shop.erasures.append(ErasureRequest(request_id=_uuid(rng), customer_id=customer_id, store_id=store,
+                                                    requested_at=now))
+        currency = next(m[3] for m in MARKETS if m[2] == (profile.phone or "")[:len(m[2])]) if profile.phone \
+            else next(m[3] for m in MARKETS if m[0] == profile.locale)
+        if rng.random() < 0.35:  # abandoned one to three carts in the last hours
+            for _ in range(rng.randint(1, 3)):
+                cart_id = str(rng.randint(100_000, 999_999))
+                items = [LineItem(sku=sku, name=name, quantity=1, unit_price_minor=rng.randint(999, 25_000))
+                         for sku, name in rng.sample(PRODUCTS, rng.randint(1, 2))]
+                cart = Cart(cart_id=cart_id, cart_url=f"https://shop.example/cart/{cart_id}", currency=currency,
+                            total_minor=sum(i.unit_price_minor for i in items), items=items)
+                shop.events.append(StorefrontEvent(
+                    event_id=_uuid(rng), event_type=EventType.CART_ABANDONED, store_id=store,
+                    customer_id=customer_id, occurred_at=now - dt.timedelta(minutes=rng.randint(30, 300)), cart=cart))
         for _ in range(rng.randint(1, 2)):
             order = _order(rng, currency)
             placed = now - dt.timedelta(hours=rng.randint(2, 72))
             shop.events.append(StorefrontEvent(event_id=_uuid(rng), event_type=EventType.ORDER_PLACED,
-                                               store_id=store_id, customer_id=customer_id, occurred_at=placed,
+                                               store_id=store, customer_id=customer_id, occurred_at=placed,
                                                order=order))
             if rng.random() < 0.9:
                 shop.events.append(StorefrontEvent(event_id=_uuid(rng), event_type=EventType.ORDER_SHIPPED,
-                                                   store_id=store_id, customer_id=customer_id,
+                                                   store_id=store, customer_id=customer_id,
                                                    occurred_at=placed + dt.timedelta(hours=1), order=order))
     for _ in range(max(1, round(customers * malformed_rate))):
         shop.malformed.append((_uuid(rng).encode(), b"\xc3\x01not-avro" + rng.randbytes(8)))

@@ -185,7 +185,8 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
             snapshot = consent.snapshot(change.customer_id, change.store_id, after, clock.now())
             await publisher.publish(names(CONSENT_STATE), message.key, encode(snapshot))
         if confirm and after != before:
-            await publisher.publish(names(MESSAGE_INTENTS), message.key, encode(double_opt_in.confirmation(change)))
+            await publisher.publish(names(MESSAGE_INTENTS), message.key, encode(double_opt_in.confirmation(
+                change, received_at(message), clock.now())))
             metrics.intents.labels(Purpose.TRANSACTIONAL.value).inc()
 
     async def on_inbound(message: Message) -> None:

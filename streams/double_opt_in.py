@@ -9,6 +9,8 @@ from the handset (START, a confirming YES) need no confirmation.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from schemas.customers import ConsentChange, ConsentSource, ConsentState
 from schemas.messages import MessageIntent
 from schemas.types import Channel, Purpose
@@ -31,12 +33,15 @@ def as_pending(change: ConsentChange) -> ConsentChange:
     return change.model_copy(update={"state": ConsentState.PENDING})
 
 
-def confirmation(change: ConsentChange) -> MessageIntent:
+def confirmation(change: ConsentChange, received_at: dt.datetime | None = None,
+                 now: dt.datetime | None = None) -> MessageIntent:
     """The one message asking for the YES, on the channel the opt-in was for (transactional: it is the
-    subscription's own confirmation, not marketing). Its id derives from the change: asked once."""
+    subscription's own confirmation, not marketing). Its id derives from the change: asked once.
+    ``received_at`` is when the change reached Kafka (latency is measured from there; an imported opt-in
+    may have ``occurred_at`` months ago)."""
     return MessageIntent(
         message_id=ids.message_id(change.change_id, TEMPLATE), customer_id=change.customer_id,
         store_id=change.store_id, template=TEMPLATE, purpose=Purpose.TRANSACTIONAL,
         channels=[Channel(change.channel)], trigger_event_id=change.change_id,
-        trigger_received_at=change.occurred_at, created_at=change.occurred_at,
+        trigger_received_at=received_at or change.occurred_at, created_at=now or change.occurred_at,
     )

@@ -11,7 +11,7 @@ from kafka import KafkaProducer
 
 from connectors.producer import EventProducer
 from connectors.simulator import Storefront, generate
-from schemas.catalog import CUSTOMER_CONSENTS, CUSTOMER_PROFILES, STOREFRONT_EVENTS, TopicNames
+from schemas.catalog import CUSTOMER_CONSENTS, CUSTOMER_ERASURES, CUSTOMER_PROFILES, STOREFRONT_EVENTS, TopicNames
 from streams.settings import Settings
 from streams.topics import app_id, group_lag
 
@@ -45,7 +45,7 @@ def feed_storefront(settings: Settings, customers: int, seed: int, progress: Pro
     shop = generate(customers, seed, dt.datetime.now(dt.timezone.utc))
     names = TopicNames(settings.kafka.topic_prefix)
     with EventProducer(settings.kafka.bootstrap_servers, settings.kafka.topic_prefix) as producer:
-        state = [*shop.profiles, *shop.consents]
+        state = [*shop.profiles, *shop.consents, *shop.erasures]  # erasures last: they undo the state
         for done, record in enumerate(state, 1):
             producer.send(record)
             if done % 500 == 0:
@@ -53,7 +53,8 @@ def feed_storefront(settings: Settings, customers: int, seed: int, progress: Pro
         producer.flush()
         progress("customers", len(state), len(state))
         wait_for_group(settings, app_id(settings),
-                       [names(CUSTOMER_PROFILES), names(CUSTOMER_CONSENTS)], state_timeout, progress)
+                       [names(CUSTOMER_PROFILES), names(CUSTOMER_CONSENTS), names(CUSTOMER_ERASURES)], state_timeout,
+                       progress)
         started = time.monotonic()
         for done, event in enumerate(shop.events, 1):
             producer.send(event)

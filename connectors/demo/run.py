@@ -65,7 +65,9 @@ def run_demo(settings: Settings, customers: int, seed: int, timeout: float, rate
         console.print(f"Created {len(created)} topics with prefix [cyan]{settings.kafka.topic_prefix}[/]")
         env = {"SWITCHBOARD_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
                "SWITCHBOARD_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-               "SWITCHBOARD_WORKER__DATA_DIR": str(ROOT / ".switchboard" / f"worker-{run_id}")}
+               "SWITCHBOARD_WORKER__DATA_DIR": str(ROOT / ".switchboard" / f"worker-{run_id}"),
+               "SWITCHBOARD_WORKER__STORES_FILE": os.environ.get("SWITCHBOARD_WORKER__STORES_FILE",
+                                                                 str(ROOT / "deploy" / "stores" / "demo.yaml"))}
         for provider in ("twilio", "whatsapp", "smtp"):
             supervisor.start(f"sandbox-{provider}", ["sandbox", provider], env)
         for channel in ("sms", "whatsapp", "email"):
@@ -130,7 +132,7 @@ def _expected(shop):
     from streams.triggers import intents_for
 
     now = dt.datetime.now(dt.timezone.utc)
-    return [i for e in shop.shipped for i in intents_for(e, now, now)]
+    return [i for e in shop.events for i in intents_for(e, now, now)]
 
 
 def _summary(console: Console, tally: Tally, elapsed: float, customers: int) -> None:
@@ -143,6 +145,11 @@ def _summary(console: Console, tally: Tally, elapsed: float, customers: int) -> 
         table.add_row("send commands", channel, str(count))
     for reason, count in tally.suppressions.most_common():
         table.add_row("suppressed", reason, str(count))
+    for reason, count in tally.scheduled.most_common():
+        table.add_row("scheduled (deferred)", reason, str(count))
+    if tally.scheduled_for:
+        first, last = min(tally.scheduled_for), max(tally.scheduled_for)
+        table.add_row("scheduled (deferred)", f"from {first:%a %H:%M} to {last:%a %H:%M} UTC", "")
     for status, count in tally.outcomes.most_common():
         table.add_row("outcomes", status, str(count))
     for chain, count in tally.fallbacks.most_common():

@@ -28,6 +28,8 @@ SETTLED = {
 class Tally:
     commands: Counter = field(default_factory=Counter)  # channel -> count
     suppressions: Counter = field(default_factory=Counter)  # reason -> count
+    scheduled: Counter = field(default_factory=Counter)  # why deferred -> count
+    scheduled_for: list = field(default_factory=list)  # when the deferred sends will go
     outcomes: Counter = field(default_factory=Counter)  # status -> count
     dead_letters: Counter = field(default_factory=Counter)  # topic -> count
     latencies_ms: list[float] = field(default_factory=list)
@@ -80,6 +82,11 @@ class Watcher:
             t.outcomes[outcome.status] += 1
             if outcome.status == OutcomeStatus.SUPPRESSED:
                 t.suppressions[outcome.reason] += 1
+                t.decided.add(outcome.message_id)
+                t.settled.add(outcome.message_id)
+            elif outcome.status == OutcomeStatus.SCHEDULED:  # decided; it goes later, past the demo's end
+                t.scheduled[outcome.reason] += 1
+                t.scheduled_for.append(outcome.scheduled_for)
                 t.decided.add(outcome.message_id)
                 t.settled.add(outcome.message_id)
             elif outcome.channel in SETTLED and outcome.status in SETTLED[Channel(outcome.channel)]:

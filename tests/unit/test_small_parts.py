@@ -13,7 +13,14 @@ from connectors.errors import ConnectorError, InvalidEventError
 from connectors.gateways.backoff import delay
 from connectors.producer import TOPIC_OF, key_of, validate
 from connectors.webhooks.receipts import RANK, is_news
-from schemas.catalog import CUSTOMER_CONSENTS, CUSTOMER_PROFILES, MESSAGE_OUTCOMES, STOREFRONT_EVENTS, dlq_topic
+from schemas.catalog import (
+    CUSTOMER_CONSENTS,
+    CUSTOMER_ERASURES,
+    CUSTOMER_PROFILES,
+    MESSAGE_OUTCOMES,
+    STOREFRONT_EVENTS,
+    dlq_topic,
+)
 from schemas.customers import ConsentChange, CustomerProfile
 from schemas.errors import UnknownTopicError
 from schemas.events import EventType, StorefrontEvent
@@ -194,8 +201,8 @@ def test_a_topic_outside_the_catalog_is_unknown():
         validate("storefront.evnets", shipped_payload())
 
 
-def test_producers_write_exactly_events_profiles_and_consents():
-    assert set(TOPIC_OF.values()) == {STOREFRONT_EVENTS, CUSTOMER_PROFILES, CUSTOMER_CONSENTS}
+def test_producers_write_exactly_events_profiles_consents_and_erasure_requests():
+    assert set(TOPIC_OF.values()) == {STOREFRONT_EVENTS, CUSTOMER_PROFILES, CUSTOMER_CONSENTS, CUSTOMER_ERASURES}
 
 
 def test_a_back_in_stock_event_is_keyed_by_its_sku():
