@@ -143,15 +143,15 @@ def decide(
         return Suppress(OutcomeReason.EXPIRED, "the offer expired before it could be sent")
     if profile is None:
         return Suppress(OutcomeReason.NO_CONTACT_POINT, "no profile known for this customer")
-    marketing = Purpose(intent.purpose) == Purpose.MARKETING
-    if marketing and profile.marketing_paused_until is not None and profile.marketing_paused_until > now:
-        return Suppress(OutcomeReason.PAUSED, "the customer paused marketing messages")
     whatsapp_open = in_whatsapp_window(last_inbound, now)
     eligible, blocked = eligible_channels(intent, profile, consents, whatsapp_open)
     if not eligible:
         reason = min(blocked, key=_REASON_RANK.index) if blocked else OutcomeReason.NO_CHANNEL
         tried = ",".join(c.value for c in candidate_channels(intent, profile)) or "none"
         return Suppress(reason, f"no channel left of {tried}")
+    paused = profile.marketing_paused_until
+    if Purpose(intent.purpose) == Purpose.MARKETING and paused is not None and paused > now:
+        return Suppress(OutcomeReason.PAUSED, "the customer paused marketing messages")  # after consent reasons
     channel = eligible[0]
     variables = {"first_name": profile.first_name or "", **intent.variables}
     try:

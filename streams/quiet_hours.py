@@ -21,7 +21,8 @@ default. Sources:
   marketing found; the TCPA hours are used as a conservative default).
 
 Time zone (``resolve_zone``): the profile's zone; else the phone number's, when libphonenumber
-gives exactly one zone for it; else the store's. A number with several zones (US toll-free numbers
+gives exactly one zone for it (or, when it knows none, as for Israeli mobiles, when the number's
+country has exactly one zone in tzdata); else the store's. A number with several zones (US toll-free numbers
 list every North American zone, from America/Adak to America/St_Johns) tells us nothing about
 where the customer is: picking the alphabetically first, Adak (UTC-10), would allow messages until
 03:00 on the US east coast, so the store's zone is used instead.
@@ -34,6 +35,8 @@ occurrence. Instants are compared in UTC; results are in UTC.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import importlib.resources
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -141,12 +144,26 @@ def resolve_zone(profile_zone: str | None, phone_e164: str | None, store_zone: s
     zone = _zone(profile_zone)
     if zone is None and phone_e164:
         try:
-            zones = phone_timezone.time_zones_for_number(phonenumbers.parse(phone_e164, None))
+            number = phonenumbers.parse(phone_e164, None)
+            zones = tuple(z for z in phone_timezone.time_zones_for_number(number) if z != "Etc/Unknown")
+            zones = zones or country_zones(phonenumbers.region_code_for_number(number) or "")
         except phonenumbers.NumberParseException:
             zones = ()
-        if len(zones) == 1 and zones[0] != "Etc/Unknown":
+        if len(zones) == 1:
             zone = _zone(zones[0])
     return zone or ZoneInfo(store_zone)
+
+
+@functools.cache
+def country_zones(country: str) -> tuple[str, ...]:
+    """The IANA zones of a country (tzdata's zone.tab). libphonenumber knows no zone for many mobile
+    ranges (Israel's +9725… gives Etc/Unknown); a country with one zone still tells us where it is."""
+    try:
+        table = importlib.resources.files("tzdata").joinpath("zoneinfo/zone.tab").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):
+        return ()
+    return tuple(fields[2] for line in table.splitlines()
+                 if not line.startswith("#") and len(fields := line.split("\t")) >= 3 and fields[0] == country)
 
 
 def _wall(instant: dt.datetime, zone: ZoneInfo) -> dt.datetime:

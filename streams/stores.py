@@ -51,6 +51,12 @@ class KeywordSettings(_Strict):
     removed: list[str] = []
     help_text: dict[str, str] = {}
 
+    @field_validator("removed")
+    @classmethod
+    def _keeps_protected_words(cls, value: list[str]) -> list[str]:
+        keywords.KeywordConfig(removed=value)  # raises for an FCC word: at load, not at the first reply
+        return value
+
     @cached_property
     def config(self) -> keywords.KeywordConfig:
         return keywords.KeywordConfig(extra=self.extra, removed=self.removed, help_text=self.help_text)
@@ -68,6 +74,14 @@ class QuietHoursSettings(_Strict):
     def _sexagesimal(cls, value: Any) -> Any:
         """YAML 1.1 reads an unquoted 09:30 as the base-60 integer 570: take it as minutes after midnight."""
         return dt.time(value // 60, value % 60) if isinstance(value, int) and 0 <= value < 1440 else value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _local(cls, value: dt.time | None) -> dt.time | None:
+        """An offset (pydantic reads 1440 = unquoted 24:00 as 00:24 UTC) would fail in every decision."""
+        if value is not None and value.tzinfo is not None:
+            raise ValueError('must be a local time of day such as "21:00", without a UTC offset')
+        return value
 
     def rule(self, region: str | None) -> quiet_hours.QuietHoursRule:
         rule = quiet_hours.rule_for(region, observe_shabbat=self.observe_shabbat)
