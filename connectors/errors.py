@@ -34,6 +34,7 @@ __all__ = [
     "WebhookPayloadError",
     "UnknownSenderError",
     "InvalidEventError",
+    "DeliveryError",
 ]
 
 
@@ -104,6 +105,14 @@ class InvalidEventError(ConnectorError):
 
 class UnknownSenderError(WebhookPayloadError):
     """An inbound message from a number no known customer has."""
+
+
+class DeliveryError(ConnectorError):
+    """Records the producer library accepted did not reach Kafka (raised by ``flush``): never silent."""
+
+    def __init__(self, failed: int, first: BaseException) -> None:
+        self.failed = failed
+        super().__init__(f"{failed} record(s) were not delivered to Kafka; first error: {type(first).__name__}: {first}")
 
 
 # The preference centre (connectors.preferences):

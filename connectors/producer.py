@@ -17,7 +17,7 @@ from typing import Any
 from kafka import KafkaProducer
 from pydantic import ValidationError
 
-from connectors.errors import InvalidEventError
+from connectors.errors import DeliveryError, InvalidEventError
 from schemas.catalog import (
     CUSTOMER_CONSENTS,
     CUSTOMER_ERASURES,
@@ -62,21 +62,32 @@ def validate(topic: str, payload: Mapping[str, Any]) -> Record:
 class EventProducer:
     def __init__(self, bootstrap_servers: str, topic_prefix: str = "", **kafka_config: Any) -> None:
         self.names = TopicNames(topic_prefix)
-        config = {"acks": "all", "linger_ms": 5, "retries": 5, **kafka_config}
+        # Idempotent, acks=all, retried until delivery_timeout_ms (kafka-python's defaults, kept explicit): a
+        # topic that was just created has no leader for a moment, and a bounded retry count lost records then.
+        config = {"acks": "all", "linger_ms": 5, "enable_idempotence": True, "delivery_timeout_ms": 120_000,
+                  **kafka_config}
         self._producer = KafkaProducer(bootstrap_servers=bootstrap_servers.split(","), **config)
+        self._failures: list[BaseException] = []
 
     def send(self, record: Record):
-        """Encodes and sends one record; returns kafka-python's future."""
+        """Encodes and sends one record; returns kafka-python's future. A failed delivery also makes the next
+        :meth:`flush` raise :class:`DeliveryError`, so a caller that never looks at the future still hears."""
         topic = TOPIC_OF.get(type(record))
         if topic is None:
             raise InvalidEventError([f"{type(record).__name__} is not something producers write"])
-        return self._producer.send(self.names(topic), key=key_of(record), value=encode(record))
+        future = self._producer.send(self.names(topic), key=key_of(record), value=encode(record))
+        future.add_errback(self._failures.append)
+        return future
 
     def send_json(self, topic: str, payload: Mapping[str, Any]):
         return self.send(validate(topic, payload))
 
     def flush(self, timeout: float | None = None) -> None:
+        """Waits until every record sent so far is delivered; DeliveryError if any was not."""
         self._producer.flush(timeout)
+        if self._failures:
+            failures, self._failures = self._failures, []
+            raise DeliveryError(len(failures), failures[0])
 
     def close(self) -> None:
         self._producer.close()

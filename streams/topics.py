@@ -8,6 +8,7 @@ auto-creates a topic and Faust is not left to race for them.
 from __future__ import annotations
 
 import logging
+import time
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -36,6 +37,24 @@ def worker_topics(settings: Settings) -> list[NewTopic]:
     ]
 
 
+def _await_leaders(admin: KafkaAdminClient, topics: list[str], timeout: float = 60.0) -> None:
+    """Until every partition of ``topics`` has a leader: a producer writing to a topic created a moment ago
+    otherwise meets NotLeaderForPartition and has to lean on its retries."""
+    deadline = time.monotonic() + timeout
+    while topics:
+        try:
+            described = admin.describe_topics(topics)
+        except KafkaError:
+            described = []
+        ready = {d["name"] for d in described if not d.get("error_code") and d.get("partitions")
+                 and all(p.get("leader_id", -1) not in (None, -1) for p in d["partitions"])}
+        topics = [t for t in topics if t not in ready]
+        if topics and time.monotonic() > deadline:
+            raise TimeoutError(f"{len(topics)} new topics still have partitions without a leader")
+        if topics:
+            time.sleep(0.2)  # polling the broker's metadata
+
+
 def create_topics(settings: Settings) -> list[str]:
     """Creates every catalog and worker topic that is missing; returns the names it created."""
     kafka = settings.kafka
@@ -52,6 +71,7 @@ def create_topics(settings: Settings) -> list[str]:
             except TopicAlreadyExistsError:  # a concurrent creator won the race: fine
                 pass
         created = [t.name for t in wanted]
+        _await_leaders(admin, [t.name for t in wanted])
         logger.info("topics: %d created, %d already there", len(created), len(existing & {t.name for t in catalog}))
         return created
     finally:
