@@ -14,6 +14,7 @@ from schemas.dead_letter import DeadLetter
 from schemas.errors import UnknownTopicError
 from schemas.events import StorefrontEvent
 from schemas.messages import (
+    Handoff,
     InboundMessage,
     MessageIntent,
     MessageOutcome,
@@ -52,6 +53,7 @@ MESSAGE_INTENTS = "messages.intents"
 MESSAGE_OUTCOMES = "messages.outcomes"
 MESSAGE_INBOUND = "messages.inbound"
 MESSAGE_TIMERS = "messages.timers"
+JOURNEY_HANDOFFS = "journeys.handoffs"
 
 
 def commands_topic(channel: Channel | str, purpose: Purpose | str = Purpose.TRANSACTIONAL) -> str:
@@ -79,6 +81,7 @@ _BASE: tuple[TopicSpec, ...] = (
     TopicSpec(MESSAGE_OUTCOMES, "customer_id", MessageOutcome, retention_ms=30 * DAY_MS),
     TopicSpec(MESSAGE_INBOUND, "customer_id", InboundMessage),
     TopicSpec(MESSAGE_TIMERS, "customer_id", TimerFired),  # the worker's own moments that came
+    TopicSpec(JOURNEY_HANDOFFS, "customer_id", Handoff, retention_ms=30 * DAY_MS),  # for the support team
     *(
         TopicSpec(ledger_topic(c), "message_id", SendLedgerEntry, compacted=True, retention_ms=30 * DAY_MS,
                   dead_letters=False)

@@ -26,6 +26,7 @@ from schemas.dead_letter import DeadLetter
 from schemas.errors import DecodeError, EncodeError
 from schemas.events import StorefrontEvent
 from schemas.messages import (
+    Handoff,
     InboundMessage,
     MessageIntent,
     MessageOutcome,
@@ -50,6 +51,7 @@ SCHEMA_FILES: dict[type[Record], str] = {
     SendLedgerEntry: "send_ledger_entry.avsc",
     TimerFired: "timer_fired.avsc",
     ErasureRequest: "erasure_request.avsc",
+    Handoff: "handoff.avsc",
 }
 
 M = TypeVar("M", bound=Record)

@@ -22,6 +22,9 @@ class MessageIntent(Record):
     created_at: Timestamp
     expires_at: Timestamp | None = None
     message_class: str | None = None
+    journey: str | None = None
+    variant: str | None = None
+    coupon_code: str | None = None
 
 
 class SmsSegments(Record):
@@ -59,6 +62,9 @@ class SendCommand(Record):
     trigger_received_at: Timestamp
     created_at: Timestamp
     expires_at: Timestamp | None = None
+    journey: str | None = None
+    variant: str | None = None
+    coupon_code: str | None = None
 
 
 class OutcomeStatus(StrEnum):
@@ -95,6 +101,7 @@ class OutcomeReason(StrEnum):
     PAUSED = "paused"
     ERASED = "erased"
     QUIET_HOURS = "quiet_hours"  # why a send was scheduled, not a suppression
+    HOLDOUT = "holdout"  # the customer is in an experiment's control group: nothing is sent
     OTHER = "other"
 
 
@@ -117,6 +124,19 @@ class MessageOutcome(Record):
     currency: str | None = None
     scheduled_for: Timestamp | None = None
     trigger_event_id: str | None = None
+    occurred_at: Timestamp
+    journey: str | None = None
+    variant: str | None = None
+    coupon_code: str | None = None
+
+
+class Handoff(Record):
+    handoff_id: str
+    customer_id: str
+    store_id: str
+    journey: str
+    step: str
+    context: dict[str, str] = {}
     occurred_at: Timestamp
 
 

@@ -1,6 +1,9 @@
 """The Faust app: catalog topics, the per-customer tables, and four thin agents.
 
-    storefront.events   --trigger_intents-->  messages.intents
+    storefront.events   ┐
+    messages.outcomes   ├-run_journeys----->  messages.intents, journeys.handoffs      (table journeys: each
+    messages.inbound    │                     customer's journey instances; waits fired by the timer)
+    messages.timers     ┘
     customers.profiles  --ingest_profiles-->  table profiles       (raw Avro bytes by customer_id)
     customers.consents  --ingest_consents-->  table consents       (folded consent state by customer_id)
                                               + a confirmation request where the store wants double opt-in
@@ -30,6 +33,7 @@ from schemas.catalog import (
     CONSENT_STATE,
     CUSTOMER_CONSENTS,
     CUSTOMER_ERASURES,
+    JOURNEY_HANDOFFS,
     CUSTOMER_PROFILES,
     MESSAGE_INBOUND,
     MESSAGE_INTENTS,
@@ -42,9 +46,11 @@ from schemas.catalog import (
 from schemas.codec import codec_for, encode
 from schemas.customers import ConsentChange, ConsentSnapshot, ConsentState, CustomerProfile, ErasureRequest
 from schemas.events import StorefrontEvent
-from schemas.messages import InboundMessage, MessageIntent, MessageOutcome, OutcomeReason, TimerFired
+from schemas.messages import Handoff, InboundMessage, MessageIntent, MessageOutcome, OutcomeReason, TimerFired
 from schemas.types import Channel, Purpose
-from streams import consent, double_opt_in, erasure, fallback, policy, publish, replies, scheduler, triggers
+from streams import consent, double_opt_in, erasure, fallback, policy, publish, quiet_hours, replies, scheduler
+from streams.journeys import engine as journey_engine
+from streams.journeys.loader import load_dir as load_journeys
 from streams.clock import Clock, WallClock
 from streams.errors import KeyMismatchError, StateError
 from streams.metrics import Metrics, default_metrics
@@ -78,6 +84,8 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     clock = clock or WallClock()
     metrics = metrics or default_metrics()
     stores = StoreDirectory.load(settings.worker.stores_file)  # a bad file stops the worker here
+    journeys = load_journeys(settings.worker.journeys_dir)  # so does a bad journey or template
+    coupon_secret = settings.worker.coupon_key.get_secret_value().encode()
     erasure_secret = settings.worker.erasure_key.get_secret_value().encode()
     names = TopicNames(settings.kafka.topic_prefix)
     partitions = settings.kafka.partitions
@@ -104,7 +112,10 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     def topic(name: str) -> faust.TopicT:
         return app.topic(names(name), key_serializer="raw", value_serializer="raw", partitions=partitions)
 
-    events_topic, profiles_topic = topic(STOREFRONT_EVENTS), topic(CUSTOMER_PROFILES)
+    profiles_topic = topic(CUSTOMER_PROFILES)
+    journey_topic = app.topic(names(STOREFRONT_EVENTS), names(MESSAGE_OUTCOMES), names(MESSAGE_INBOUND),
+                              names(MESSAGE_TIMERS), key_serializer="raw", value_serializer="raw",
+                              partitions=partitions)
     consents_topic, inbound_topic = topic(CUSTOMER_CONSENTS), topic(MESSAGE_INBOUND)
     routed_topic = app.topic(names(MESSAGE_INTENTS), names(MESSAGE_OUTCOMES), names(MESSAGE_TIMERS),
                              names(CUSTOMER_ERASURES), key_serializer="raw", value_serializer="raw",
@@ -125,6 +136,7 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     scheduled = table("scheduled")  # deferred sends, by customer
     sent = table("sent")  # marketing sends recorded for frequency caps
     erased = table("erased")  # keyed hash of an erased customer -> when
+    journey_state = table("journeys")  # each customer's journey instances (streams/journeys/engine.py)
 
     publisher = FaustPublisher(app)
     outcomes = publish.OutcomeWriter(publisher, names, metrics)
@@ -147,12 +159,80 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     def received_at(message: Message) -> dt.datetime:
         return dt.datetime.fromtimestamp(message.timestamp, dt.timezone.utc)
 
+    def journey_context(key: bytes, store_id: str, now: dt.datetime) -> journey_engine.Context:
+        profile = profile_of(key)
+        zone = quiet_hours.resolve_zone(profile.time_zone if profile else None,
+                                        (profile.phone or profile.whatsapp) if profile else None,
+                                        stores(store_id).time_zone)
+        return journey_engine.Context(journeys=journeys, now=now, zone=zone, coupon_secret=coupon_secret,
+                                      time_scale=settings.worker.journey_time_scale)
+
+    async def apply_journeys(key: bytes, result: journey_engine.Result) -> None:
+        """Publishes what the engine decided, then stores the state (a crash in between replays the input:
+        the same ids come out, and the gateways' ledgers send each message once)."""
+        for intent in result.intents:
+            await publisher.publish(names(MESSAGE_INTENTS), key, encode(intent))
+            metrics.intents.labels(intent.purpose).inc()
+        for intent in result.held_out:  # the experiment's control group: an outcome says so, nothing is sent
+            await outcomes.write(publish.suppressed(intent, OutcomeReason.HOLDOUT,
+                                                    "in the experiment's holdout group", clock.now()))
+        for handoff in result.handoffs:
+            await publisher.publish(names(JOURNEY_HANDOFFS), key, encode(Handoff(
+                handoff_id=handoff.handoff_id, customer_id=handoff.customer_id, store_id=handoff.store_id,
+                journey=handoff.journey, step=handoff.step, context=handoff.context, occurred_at=clock.now())))
+        for name in result.entered:
+            metrics.journeys.labels(name, "entered").inc()
+        for name in result.exited:
+            metrics.journeys.labels(name, "exited").inc()
+        if result.state.get("active") or result.state.get("entered"):
+            journey_state[key] = result.state
+        else:
+            journey_state.pop(key, None)
+
     async def on_event(message: Message) -> None:
         event = codec_for(StorefrontEvent).decode(message.value)
         metrics.events_in.labels(event.event_type).inc()
-        for intent in triggers.intents_for(event, received_at(message), clock.now()):
-            await publisher.publish(names(MESSAGE_INTENTS), intent.customer_id.encode(), encode(intent))
-            metrics.intents.labels(intent.purpose).inc()
+        if event.customer_id is None:
+            return  # keyed by SKU (back in stock): no customer journey reads it directly
+        _check_key(message, event.customer_id)
+        now = clock.now()
+        context = journey_context(message.key, event.store_id, now)
+        result = journey_engine.on_event(journey_state.get(message.key), event, received_at(message), context)
+        if is_erased(message.key):  # report what would have gone, keep no state about the customer
+            metrics.erasures.labels("event_ignored").inc()
+            for intent in result.intents:
+                await outcomes.write(publish.suppressed(intent, OutcomeReason.ERASED,
+                                                        "the customer's data was erased on request", now))
+            return
+        await apply_journeys(message.key, result)
+
+    async def on_journey_outcome(message: Message) -> None:
+        outcome = codec_for(MessageOutcome).decode(message.value)
+        state = journey_state.get(message.key)
+        if state and state.get("active"):
+            await apply_journeys(message.key, journey_engine.on_outcome(
+                state, outcome, journey_context(message.key, outcome.store_id, clock.now())))
+
+    async def on_journey_reply(message: Message) -> None:
+        inbound = codec_for(InboundMessage).decode(message.value)
+        state = journey_state.get(message.key)
+        if state and state.get("active"):
+            await apply_journeys(message.key, journey_engine.on_reply(
+                state, inbound, journey_context(message.key, inbound.store_id, clock.now())))
+
+    async def on_journey_timer(message: Message) -> None:
+        fired = codec_for(TimerFired).decode(message.value)
+        state = journey_state.get(message.key)
+        if fired.kind == JOURNEY_WAKE and state and state.get("active"):
+            store_id = next(iter(state["active"].values()))["store_id"]
+            await apply_journeys(message.key, journey_engine.on_wake(
+                state, fired.message_id, journey_context(message.key, store_id, clock.now())))
+
+    journey_handlers = {names(STOREFRONT_EVENTS): on_event, names(MESSAGE_OUTCOMES): on_journey_outcome,
+                        names(MESSAGE_INBOUND): on_journey_reply, names(MESSAGE_TIMERS): on_journey_timer}
+
+    async def on_journey_input(message: Message) -> None:
+        await journey_handlers[message.topic](message)
 
     def is_erased(key: bytes) -> bool:
         return erasure.suppression_key(erasure_secret, key.decode()) in erased
@@ -270,7 +350,7 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
         _check_key(message, request.customer_id)
         erased[erasure.suppression_key(erasure_secret, request.customer_id)] = {
             "at": int(request.requested_at.timestamp() * 1000)}
-        for table in (profiles, consents, conversations, in_flight, scheduled, sent):
+        for table in (profiles, consents, conversations, in_flight, scheduled, sent, journey_state):
             table.pop(message.key, None)
         # Gateways stop what is already queued for the customer; the compacted profile is deleted too.
         everything = {f"{c.value}:{p.value}": ConsentState.OPTED_OUT for c in Channel for p in Purpose}
@@ -300,6 +380,8 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
         if fired.kind == SCHEDULED_SEND:
             await on_due(message.key, fired.message_id)
             return
+        if fired.kind != RECEIPT_TIMEOUT or fired.channel is None:
+            return  # a journey's wake-up: run_journeys acts on it
         retry = fallback.on_timeout(in_flight.get(message.key), fired.message_id, fired.channel)
         if retry is not None:
             await fall_back(message.key, fired.message_id, retry, str(fired.channel))
@@ -327,11 +409,20 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
                                        due_at=due_at, fired_at=now)
                     await publisher.publish(names(MESSAGE_TIMERS), key, encode(fired))
                     fired_already.add(mark)
+            for key, state in list(journey_state.items()):
+                for instance_id, due_at in journey_engine.due(state, now):
+                    mark = (instance_id, f"{JOURNEY_WAKE}@{due_at.isoformat()}")
+                    if mark in fired_already:
+                        continue
+                    fired = TimerFired(customer_id=key.decode(), message_id=instance_id, kind=JOURNEY_WAKE,
+                                       due_at=due_at, fired_at=now)
+                    await publisher.publish(names(MESSAGE_TIMERS), key, encode(fired))
+                    fired_already.add(mark)
             for key, state in list(in_flight.items()):
                 for message_id, channel, due in fallback.due_timeouts(state, now, settings.worker.receipt_timeouts):
                     if (message_id, channel.value) in fired_already:
                         continue
-                    fired = TimerFired(customer_id=key.decode(), message_id=message_id, kind="receipt_timeout",
+                    fired = TimerFired(customer_id=key.decode(), message_id=message_id, kind=RECEIPT_TIMEOUT,
                                        channel=channel, due_at=due, fired_at=now)
                     await publisher.publish(names(MESSAGE_TIMERS), key, encode(fired))
                     fired_already.add((message_id, channel.value))
@@ -341,9 +432,9 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
         if len(fired_already) > 100_000:
             fired_already.clear()  # acted-on timeouts are gone from in_flight, so no re-fire follows
 
-    @app.agent(events_topic, name="trigger_intents", concurrency=1)
-    async def trigger_intents(stream: faust.StreamT) -> None:
-        await guarded(stream, "trigger_intents", on_event)
+    @app.agent(journey_topic, name="run_journeys", concurrency=1)
+    async def run_journeys(stream: faust.StreamT) -> None:
+        await guarded(stream, "run_journeys", on_journey_input)
 
     @app.agent(profiles_topic, name="ingest_profiles", concurrency=1)
     async def ingest_profiles(stream: faust.StreamT) -> None:
@@ -365,7 +456,9 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     return app
 
 
+RECEIPT_TIMEOUT = "receipt_timeout"
 SCHEDULED_SEND = "scheduled_send"
+JOURNEY_WAKE = "journey_wake"
 
 
 def _check_key(message: Message, customer_id: str) -> None:

@@ -55,6 +55,10 @@ class Metrics:
             "switchboard_scheduled_total", "Sends deferred to a later moment, by why (quiet_hours, frequency_cap).",
             ["reason"], registry=registry,
         )
+        self.journeys = Counter(
+            "switchboard_journeys_total", "Journey instances entered and exited, by journey (configured names).",
+            ["journey", "event"], registry=registry,
+        )
         self.erasures = Counter(
             "switchboard_erasures_total", "Customers erased (GDPR), and records of erased customers ignored.",
             ["kind"], registry=registry,

@@ -193,6 +193,9 @@ def decide(
             trigger_received_at=intent.trigger_received_at,
             created_at=now,
             expires_at=intent.expires_at,
+            journey=intent.journey,
+            variant=intent.variant,
+            coupon_code=intent.coupon_code,
         )
     )
 

@@ -42,6 +42,7 @@ def suppressed(intent: MessageIntent, reason: OutcomeReason, detail: str, now: d
         purpose=intent.purpose,
         trigger_event_id=intent.trigger_event_id,
         occurred_at=now,
+        **_journey_fields(intent),
     )
 
 
@@ -61,7 +62,13 @@ def scheduled(intent: MessageIntent, until: dt.datetime, reason: OutcomeReason, 
         scheduled_for=until,
         trigger_event_id=intent.trigger_event_id,
         occurred_at=now,
+        **_journey_fields(intent),
     )
+
+
+def _journey_fields(source: MessageIntent | SendCommand) -> dict[str, str | None]:
+    """Journey, A/B arm and coupon travel from the intent to the command to every outcome."""
+    return {"journey": source.journey, "variant": source.variant, "coupon_code": source.coupon_code}
 
 
 def for_command(
@@ -95,6 +102,7 @@ def for_command(
         currency=command.currency or (sms.currency if sms else None),
         trigger_event_id=command.trigger_event_id,
         occurred_at=now,
+        **_journey_fields(command),
     )
 
 

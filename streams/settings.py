@@ -35,6 +35,12 @@ class WorkerSettings(BaseModel):
         30.0, ge=6, description="Seconds before the group gives a silent worker's partitions to another; "
                                 "a restarted worker waits this long for its own old session to expire.")
     stores_file: Path | None = Field(None, description="YAML of per-store rules (streams/stores.py); none: defaults.")
+    journeys_dir: Path | None = Field(None, description="Journey YAML files; none: the shipped deploy/journeys.")
+    journey_time_scale: float = Field(
+        1.0, gt=0, le=1, description="Multiplies every journey wait: 1 in production; tests and demos shorten waits.")
+    coupon_key: SecretStr = Field(
+        SecretStr("dev-only-coupon-key"),
+        description="HMAC key of coupon codes (deterministic per customer and step): set it in production.")
     erasure_key: SecretStr = Field(
         SecretStr("dev-only-erasure-key"),
         description="HMAC key of erased customers' suppression entries: set it in production, never change it.")

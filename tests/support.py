@@ -61,6 +61,15 @@ def make_settings(kafka_bootstrap: str, state_dir: Path) -> Settings:
     return s
 
 
+def write_journeys(directory: Path, *documents: str) -> Path:
+    """A journeys directory of a test's own (YAML texts, see streams/journeys/definitions.py)."""
+    folder = directory / f"journeys-{uuid.uuid4().hex[:6]}"
+    folder.mkdir(parents=True)
+    for number, text in enumerate(documents):
+        (folder / f"journey{number}.yaml").write_text(text, encoding="utf-8")
+    return folder
+
+
 def write_stores(directory: Path, stores: dict) -> Path:
     """A worker's store-rules file (see streams/stores.py)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -82,6 +91,8 @@ def env_of(settings: Settings) -> dict[str, str]:
         "SWITCHBOARD_WORKER__TIMER_INTERVAL": str(s.worker.timer_interval),
         "SWITCHBOARD_WORKER__SESSION_TIMEOUT": str(s.worker.session_timeout),
         **({"SWITCHBOARD_WORKER__STORES_FILE": str(s.worker.stores_file)} if s.worker.stores_file else {}),
+        **({"SWITCHBOARD_WORKER__JOURNEYS_DIR": str(s.worker.journeys_dir)} if s.worker.journeys_dir else {}),
+        "SWITCHBOARD_WORKER__JOURNEY_TIME_SCALE": str(s.worker.journey_time_scale),
         "SWITCHBOARD_SMS__WEBHOOK_PORT": str(s.sms.webhook_port),
         "SWITCHBOARD_SMS__PUBLIC_BASE_URL": s.sms.public_base_url,
         "SWITCHBOARD_SMS__API_BASE_URL": s.sms.api_base_url,

@@ -15,7 +15,7 @@ import pytest
 
 from schemas.catalog import MESSAGE_OUTCOMES, TopicNames
 from schemas.messages import MessageOutcome
-from streams.ids import message_id
+from streams.journeys.engine import message_id
 from streams.settings import Settings
 from tests.support import ROOT, Child, consume_until, env_of, http_ok, make_settings, wait_until
 
@@ -67,7 +67,7 @@ def test_shipped_order_reaches_the_provider_and_comes_back_delivered(system: Set
     wait_for_worker(system, [TopicNames(system.kafka.topic_prefix)("customers.profiles")])
     assert cli(system, "produce", "storefront.events", stdin=json.dumps(EVENT)).returncode == 0
 
-    expected = message_id("ev-e2e-1", "shipping_update")
+    expected = message_id("ev-e2e-1", "shipping_update", "notify")
     outcomes = consume_until(system.kafka.bootstrap_servers, TopicNames(system.kafka.topic_prefix)(MESSAGE_OUTCOMES),
                              lambda seen: any(o.message_id == expected and o.status == "delivered" for _, o in seen),
                              model=MessageOutcome)
@@ -93,7 +93,7 @@ def test_an_sms_the_carrier_cannot_deliver_is_followed_by_an_email(system: Setti
     wait_for_worker(system, [TopicNames(system.kafka.topic_prefix)("customers.profiles")])
     assert cli(system, "produce", "storefront.events", stdin=json.dumps(event)).returncode == 0
 
-    expected = message_id("ev-e2e-2", "shipping_update")
+    expected = message_id("ev-e2e-2", "shipping_update", "notify")
     outcomes = consume_until(system.kafka.bootstrap_servers, TopicNames(system.kafka.topic_prefix)(MESSAGE_OUTCOMES),
                              lambda seen: any(o.message_id == expected and o.channel == "email" for _, o in seen),
                              model=MessageOutcome)
@@ -113,7 +113,7 @@ def test_an_undeliverable_whatsapp_falls_back_to_one_delivered_sms(system: Setti
     wait_for_worker(system, [TopicNames(system.kafka.topic_prefix)("customers.profiles")])
     assert cli(system, "produce", "storefront.events", stdin=json.dumps(event)).returncode == 0
 
-    expected = message_id("ev-e2e-3", "shipping_update")
+    expected = message_id("ev-e2e-3", "shipping_update", "notify")
     outcomes = consume_until(system.kafka.bootstrap_servers, TopicNames(system.kafka.topic_prefix)(MESSAGE_OUTCOMES),
                              lambda seen: any(o.message_id == expected and (o.channel, o.status) == ("sms", "delivered")
                                               for _, o in seen), model=MessageOutcome)

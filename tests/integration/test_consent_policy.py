@@ -37,7 +37,17 @@ from streams.ids import message_id
 from streams.settings import Settings
 from streams.topics import create_topics
 from tests import factories as f
-from tests.support import Child, consume_until, make_settings, produce, wait_for_worker, wait_until, write_stores
+from streams.journeys.engine import message_id as journey_message_id
+from tests.support import (
+    Child,
+    consume_until,
+    make_settings,
+    produce,
+    wait_for_worker,
+    wait_until,
+    write_journeys,
+    write_stores,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -53,6 +63,24 @@ RULES = {
 }
 
 
+# The shipped abandoned-cart journey waits an hour first; these tests want the reminder decided at once.
+CART_NOW = """
+journey: cart_now
+purpose: marketing
+message_class: cart_reminder
+trigger: {event: cart_abandoned}
+steps:
+  - {id: remind, send: cart_reminder, channels: [sms], expires_after: 48h}
+"""
+SHIPPING = """
+journey: shipping_update
+purpose: transactional
+trigger: {event: order_shipped}
+steps:
+  - {id: notify, send: shipping_update, channels: [sms, whatsapp, email]}
+"""
+
+
 def _start_worker(settings: Settings) -> Child:
     return Child(["worker", "--loglevel", "warn"], settings,
                  settings.worker.data_dir.parent / f"worker-{time.monotonic_ns()}.log")
@@ -63,6 +91,7 @@ def worker(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> It
     directory = tmp_path_factory.mktemp("consent-policy")
     settings = make_settings(kafka_bootstrap, directory)
     settings.worker.stores_file = write_stores(directory, RULES)
+    settings.worker.journeys_dir = write_journeys(directory, CART_NOW, SHIPPING)
     settings.worker.timer_interval = 0.5
     create_topics(settings)
     child = _start_worker(settings)
@@ -111,7 +140,7 @@ def _reply(customer: CustomerProfile, text: str) -> InboundMessage:
 
 
 def _reminder(event: StorefrontEvent) -> str:
-    return message_id(event.event_id, "cart_reminder")
+    return journey_message_id(event.event_id, "cart_now", "remind")
 
 
 def _states(settings: Settings, customer: CustomerProfile, done) -> list[ConsentSnapshot]:
@@ -204,7 +233,7 @@ def test_a_customer_who_paused_marketing_gets_none_but_still_gets_transactional(
     (paused,) = [o for o in _outcomes(worker, lambda seen: _reminder(cart) in {o.message_id for o in seen})
                  if o.message_id == _reminder(cart)]
     assert (paused.status, paused.reason) == (OutcomeStatus.SUPPRESSED, OutcomeReason.PAUSED)
-    update = message_id(shipped.event_id, "shipping_update")
+    update = journey_message_id(shipped.event_id, "shipping_update", "notify")
     _commands(worker, Channel.SMS, Purpose.TRANSACTIONAL, lambda seen: update in {c.message_id for c in seen})
 
 
@@ -228,7 +257,7 @@ def test_an_erased_customer_is_forgotten_and_never_messaged_again(worker: Settin
     _send(worker, CUSTOMER_CONSENTS, _opt_in(customer))
     shipped = f.shipped(customer.customer_id)
     _send(worker, STOREFRONT_EVENTS, shipped)
-    update = message_id(shipped.event_id, "shipping_update")
+    update = journey_message_id(shipped.event_id, "shipping_update", "notify")
     (outcome,) = [o for o in _outcomes(worker, lambda seen: update in {o.message_id for o in seen})
                   if o.message_id == update]
     assert (outcome.status, outcome.reason) == (OutcomeStatus.SUPPRESSED, OutcomeReason.ERASED)
@@ -239,6 +268,7 @@ def test_a_deferred_send_survives_a_sigkilled_worker_and_goes_once_at_its_time(
     directory = tmp_path_factory.mktemp("deferred")
     settings = make_settings(kafka_bootstrap, directory)
     settings.worker.timer_interval = 0.5
+    settings.worker.journeys_dir = write_journeys(directory, CART_NOW)
     opens = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=40)).replace(microsecond=0)
     settings.worker.stores_file = write_stores(directory, {"defaults": {
         "time_zone": "UTC", "frequency_caps": {"enabled": False},

@@ -24,6 +24,7 @@ from schemas.dead_letter import DeadLetter
 from schemas.messages import InboundMessage, MessageOutcome, OutcomeReason, OutcomeStatus, SendCommand
 from schemas.types import Channel
 from streams.ids import message_id
+from streams.journeys.engine import message_id as journey_message_id
 from streams.publish import for_command
 from streams.settings import Settings
 from streams.topics import create_topics
@@ -67,7 +68,7 @@ def _outcomes(settings: Settings, message_ids: set[str]) -> dict[str, MessageOut
 
 
 def _expected_id(event) -> str:
-    return message_id(event.event_id, "shipping_update")
+    return journey_message_id(event.event_id, "shipping_update", "notify")
 
 
 def test_shipped_order_becomes_an_sms_command_keyed_by_customer(worker: Settings) -> None:
@@ -132,7 +133,7 @@ def test_malformed_event_is_dead_lettered_with_its_bytes_and_the_partition_keeps
     letters = consume_until(worker.kafka.bootstrap_servers, names(dlq_topic(STOREFRONT_EVENTS)),
                             lambda seen: any(d.value == garbage for _, d in seen), model=DeadLetter)
     letter = next(d for _, d in letters if d.value == garbage)
-    assert letter.source_topic == names(STOREFRONT_EVENTS) and letter.stage == "trigger_intents"
+    assert letter.source_topic == names(STOREFRONT_EVENTS) and letter.stage == "run_journeys"
     assert letter.error_type == "DecodeError" and "fingerprint" in letter.error_message
     assert _commands(worker, Channel.EMAIL, {_expected_id(event)})  # the next event still flowed
 

@@ -45,6 +45,7 @@ from schemas.dead_letter import DeadLetter
 from schemas.errors import DecodeError, EncodeError, UnknownTopicError
 from schemas.events import Cart, EventType, LineItem, Order, StorefrontEvent
 from schemas.messages import (
+    Handoff,
     InboundMessage,
     LedgerState,
     MessageIntent,
@@ -112,7 +113,8 @@ def message_outcome() -> MessageOutcome:
                           detail="carrier said no", template="shipping_update", purpose=Purpose.TRANSACTIONAL,
                           provider="twilio", provider_message_id="SM" + "0f" * 16, error_code="30005", segments=2,
                           cost_micros=70_000, currency="EUR", scheduled_for=LATER, trigger_event_id="ev-1",
-                          occurred_at=f.NOW)
+                          occurred_at=f.NOW, journey="abandoned_cart", variant="short_text",
+                          coupon_code="SB-7K2M9Q4X")
 
 
 def inbound_message() -> InboundMessage:
@@ -148,9 +150,14 @@ def erasure_request() -> ErasureRequest:
     return ErasureRequest(request_id="erase-1", customer_id="cust-1", store_id="store-1", requested_at=f.NOW)
 
 
+def handoff() -> Handoff:
+    return Handoff(handoff_id="h-1", customer_id="cust-1", store_id="store-1", journey="delivery_feedback",
+                   step="handoff", context={"reply:rate": "2"}, occurred_at=f.NOW)
+
+
 EXAMPLES: list[Record] = [storefront_event(), customer_profile(), consent_change(), message_intent(), send_command(),
                           message_outcome(), inbound_message(), dead_letter(), send_ledger_entry(), timer_fired(),
-                          consent_snapshot(), erasure_request()]
+                          consent_snapshot(), erasure_request(), handoff()]
 BY_MODEL = {type(r): r for r in EXAMPLES}
 ids = [type(r).__name__ for r in EXAMPLES]
 

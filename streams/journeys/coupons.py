@@ -1,0 +1,44 @@
+"""Unique, deterministic coupon codes: the same customer, journey, step and occasion (the trigger event)
+always get the same code, and a new occasion (next year's birthday) a new one.
+
+A retry or a replay therefore yields the same code (recorded on the outcome), and codes cannot be
+guessed from a customer id without the deployment's coupon key (an HMAC, not a plain hash).
+Codes use Crockford's base32 alphabet (no I, L, O, U): easy to read out and type.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from streams.journeys.definitions import Coupon
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+@dataclass(frozen=True)
+class IssuedCoupon:
+    code: str
+    expires_at: dt.datetime
+    description: str  # "10%" or "5.00" off, for the message text
+
+
+def code_for(secret: bytes, customer_id: str, journey: str, step: str, prefix: str = "SB", length: int = 8,
+             occasion: str = "") -> str:
+    message = f"{journey}/{step}/{customer_id}" + (f"/{occasion}" if occasion else "")
+    digest = hmac.new(secret, message.encode(), hashlib.sha256).digest()
+    number = int.from_bytes(digest[:8], "big")
+    chars = []
+    for _ in range(length):
+        number, index = divmod(number, 32)
+        chars.append(_ALPHABET[index])
+    return f"{prefix}-{''.join(chars)}"
+
+
+def issue(coupon: Coupon, secret: bytes, customer_id: str, journey: str, step: str, now: dt.datetime,
+          occasion: str = "") -> IssuedCoupon:
+    off = f"{coupon.percent_off}%" if coupon.percent_off else f"{coupon.amount_off_minor / 100:.2f}"
+    return IssuedCoupon(code_for(secret, customer_id, journey, step, coupon.prefix, occasion=occasion),
+                        now + coupon.valid_for, off)
