@@ -284,7 +284,8 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
         pending = consent.state_of(consents.get(message.key), inbound.channel, Purpose.MARKETING)
         actions = replies.actions_for(inbound, profile.locale if profile else "en",
                                       stores(inbound.store_id).keywords.config,
-                                      awaiting_confirmation=pending == ConsentState.PENDING)
+                                      awaiting_confirmation=pending == ConsentState.PENDING,
+                                      current=consents.get(message.key))
         for change in actions.consent_changes:  # STOP acts at once, with the reply as its proof
             await publisher.publish(names(CUSTOMER_CONSENTS), message.key, encode(change))
             metrics.keywords.labels(str(change.state)).inc()

@@ -1,7 +1,9 @@
 """What a customer's reply asks for. Pure: no Faust, no clock of its own.
 
 An opt-out word (STOP, הסר, СТОП …) withdraws consent for both purposes on the channel it came
-on, at once and with the reply as proof; START / YES gives it back, also with proof; HELP gets the
+on, at once and with the reply as proof; START / UNSTOP gives it back, also with proof, and so does a
+bare YES — but only for what was withdrawn on that channel (a YES answering a journey's question is
+not a new marketing opt-in); HELP gets the
 store's help text on the same channel. A YES while a double opt-in is pending on that channel
 confirms the marketing subscription (source ``double_opt_in``). Anything else is just a reply
 (journeys will read it).
@@ -15,6 +17,7 @@ from schemas.customers import ConsentChange, ConsentEvidence, ConsentSource, Con
 from schemas.messages import InboundMessage, MessageIntent
 from schemas.types import Channel, Purpose
 from streams import ids
+from streams.consent import ConsentMap, state_of
 from streams.keywords import DEFAULT, Keyword, KeywordConfig, classify, help_reply
 
 
@@ -28,8 +31,16 @@ _STATE = {Keyword.OPT_OUT: ConsentState.OPTED_OUT, Keyword.OPT_IN: ConsentState.
 
 
 def actions_for(reply: InboundMessage, locale: str, config: KeywordConfig = DEFAULT, *,
-                awaiting_confirmation: bool = False) -> ReplyActions:
-    keyword = classify(reply.text or "", config, awaiting_confirmation=awaiting_confirmation)
+                awaiting_confirmation: bool = False, current: ConsentMap | None = None) -> ReplyActions:
+    text = reply.text or ""
+    keyword = classify(text, config, awaiting_confirmation=awaiting_confirmation)
+    is_yes = classify(text, config, awaiting_confirmation=True) == Keyword.CONFIRM
+    if keyword == Keyword.OPT_IN and is_yes:
+        # A bare YES re-subscribes only what was withdrawn: a "yes" to a journey's question ("talk to an
+        # agent?") must not grant marketing consent nobody asked for. START and UNSTOP are explicit.
+        withdrawn = [p for p in Purpose if state_of(current, reply.channel, p) == ConsentState.OPTED_OUT]
+        return ReplyActions(consent_changes=[_change(reply, purpose, ConsentState.OPTED_IN, ConsentSource.KEYWORD,
+                                                     "keyword reply: yes after an opt-out") for purpose in withdrawn])
     if keyword in _STATE:
         return ReplyActions(consent_changes=[_change(reply, purpose, _STATE[keyword], ConsentSource.KEYWORD,
                                                      f"keyword reply: {keyword.value}") for purpose in Purpose])

@@ -187,11 +187,21 @@ def test_the_same_confirming_reply_always_yields_the_same_change():
 
 
 @pytest.mark.parametrize("word", YES_WORDS)
-def test_yes_when_nothing_is_pending_is_an_ordinary_opt_in(word):
-    changes = actions_for(reply(word), "en").consent_changes
+def test_yes_after_an_opt_out_re_subscribes_what_was_withdrawn(word):
+    current = fold(fold(None, f.consent("cust-1", SMS, OUT, MARKETING)), f.consent("cust-1", SMS, OUT, TRANSACTIONAL))
+    changes = actions_for(reply(word), "en", current=current).consent_changes
     assert {(c.channel, c.purpose, c.state, c.source) for c in changes} == {
         (SMS, MARKETING, IN, ConsentSource.KEYWORD), (SMS, TRANSACTIONAL, IN, ConsentSource.KEYWORD)}
     assert all(c.evidence.inbound_message_id == PROVIDER_ID for c in changes)
+
+
+@pytest.mark.parametrize("word", YES_WORDS)
+def test_a_bare_yes_with_nothing_withdrawn_grants_no_consent(word):
+    """A "yes" answering a journey's question ("talk to an agent?") is not a marketing opt-in."""
+    assert actions_for(reply(word), "en").consent_changes == []
+    only_transactional_out = fold(None, f.consent("cust-1", SMS, OUT, TRANSACTIONAL))
+    changes = actions_for(reply(word), "en", current=only_transactional_out).consent_changes
+    assert [(c.purpose, c.state) for c in changes] == [(TRANSACTIONAL, IN)]
 
 
 @pytest.mark.parametrize("word", ["START", "unstop"])
