@@ -7,7 +7,9 @@
     switchboard gateway CHANNEL          a channel gateway: sms, whatsapp or email (provider calls, receipts, /metrics)
     switchboard sandbox PROVIDER         a local provider: twilio or vonage (SMS), whatsapp (Cloud API), smtp
     switchboard produce TOPIC            JSON lines on stdin -> validated, Avro-encoded records
-    switchboard simulate                 produce a realistic storefront (customers, consents, orders)
+    switchboard feed                     produce a realistic storefront into Kafka (customers, consents, orders)
+    switchboard simulate FILE            replay a JSON-lines file through the journeys offline: what would be sent
+    switchboard campaign FILE            launch a campaign: one template to a segment, with an expiry
     switchboard sms-info --json          encoding and segments of a JSON array of texts on stdin
     switchboard preferences              the customer preference centre (pages behind signed links)
     switchboard preference-link ID --store STORE   print a customer's signed preference link
@@ -119,7 +121,7 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if bad else 0
 
 
-def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+def _feed(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.demo.feed import feed_storefront
 
     feed_storefront(settings, customers=args.customers, seed=args.seed, rate=args.rate)
@@ -161,6 +163,22 @@ def _preference_link(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _campaign(args: argparse.Namespace, settings: Settings) -> int:
+    from connectors.campaign import launch_file
+    from connectors.errors import InvalidEventError
+    from streams.clock import WallClock
+
+    try:
+        record = launch_file(args.file, settings.kafka.bootstrap_servers, settings.kafka.topic_prefix,
+                             WallClock().now())
+    except InvalidEventError as exc:
+        print(f"campaign: {args.file}: {exc}", file=sys.stderr)
+        return 1
+    print(f"campaign {record.name} launched: id {record.campaign_id}, expires "
+          f"{record.expires_at.isoformat() if record.expires_at else 'never'}")
+    return 0
+
+
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.demo.run import run_demo
 
@@ -196,13 +214,20 @@ def parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--callback-delay", type=float, default=0.2)
     sandbox.set_defaults(func=_sandbox)
     produce = sub.add_parser("produce", help="JSON lines on stdin to a topic")
-    produce.add_argument("topic", choices=["storefront.events", "customers.profiles", "customers.consents"])
+    produce.add_argument("topic", choices=["storefront.events", "customers.profiles", "customers.consents",
+                                           "customers.erasures"])
     produce.set_defaults(func=_produce)
-    simulate = sub.add_parser("simulate", help="produce a realistic storefront")
-    simulate.add_argument("--customers", type=int, default=1000)
-    simulate.add_argument("--seed", type=int, default=42)
-    simulate.add_argument("--rate", type=float, default=0.0, help="storefront events per second (0: unpaced)")
-    simulate.set_defaults(func=_simulate)
+    feed = sub.add_parser("feed", help="produce a realistic storefront into Kafka (customers, consents, orders)")
+    feed.add_argument("--customers", type=int, default=1000)
+    feed.add_argument("--seed", type=int, default=42)
+    feed.add_argument("--rate", type=float, default=0.0, help="storefront events per second (0: unpaced)")
+    feed.set_defaults(func=_feed)
+    from connectors.simulate import add_parser as add_simulate  # its heavy imports wait until it runs
+
+    add_simulate(sub)
+    campaign = sub.add_parser("campaign", help="launch a campaign (YAML: template, segment, expiry)")
+    campaign.add_argument("file", type=Path)
+    campaign.set_defaults(func=_campaign)
     sms_info = sub.add_parser("sms-info", help="SMS encoding and segments of texts on stdin")
     sms_info.add_argument("--json", action="store_true", help="print JSON")
     sms_info.set_defaults(func=_sms_info)

@@ -14,6 +14,7 @@ from schemas.dead_letter import DeadLetter
 from schemas.errors import UnknownTopicError
 from schemas.events import StorefrontEvent
 from schemas.messages import (
+    CampaignLaunch,
     Handoff,
     InboundMessage,
     MessageIntent,
@@ -54,6 +55,8 @@ MESSAGE_OUTCOMES = "messages.outcomes"
 MESSAGE_INBOUND = "messages.inbound"
 MESSAGE_TIMERS = "messages.timers"
 JOURNEY_HANDOFFS = "journeys.handoffs"
+CAMPAIGN_LAUNCHES = "campaigns.launches"
+MESSAGE_INTENTS_BULK = "messages.intents.bulk"
 
 
 def commands_topic(channel: Channel | str, purpose: Purpose | str = Purpose.TRANSACTIONAL) -> str:
@@ -82,6 +85,8 @@ _BASE: tuple[TopicSpec, ...] = (
     TopicSpec(MESSAGE_INBOUND, "customer_id", InboundMessage),
     TopicSpec(MESSAGE_TIMERS, "customer_id", TimerFired),  # the worker's own moments that came
     TopicSpec(JOURNEY_HANDOFFS, "customer_id", Handoff, retention_ms=30 * DAY_MS),  # for the support team
+    TopicSpec(CAMPAIGN_LAUNCHES, "campaign_id", CampaignLaunch, retention_ms=30 * DAY_MS),  # one per partition
+    TopicSpec(MESSAGE_INTENTS_BULK, "customer_id", MessageIntent),  # campaigns: never ahead of order updates
     *(
         TopicSpec(ledger_topic(c), "message_id", SendLedgerEntry, compacted=True, retention_ms=30 * DAY_MS,
                   dead_letters=False)

@@ -26,6 +26,7 @@ from schemas.dead_letter import DeadLetter
 from schemas.errors import DecodeError, EncodeError
 from schemas.events import StorefrontEvent
 from schemas.messages import (
+    CampaignLaunch,
     Handoff,
     InboundMessage,
     MessageIntent,
@@ -52,6 +53,7 @@ SCHEMA_FILES: dict[type[Record], str] = {
     TimerFired: "timer_fired.avsc",
     ErasureRequest: "erasure_request.avsc",
     Handoff: "handoff.avsc",
+    CampaignLaunch: "campaign_launch.avsc",
 }
 
 M = TypeVar("M", bound=Record)

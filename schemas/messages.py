@@ -130,6 +130,19 @@ class MessageOutcome(Record):
     coupon_code: str | None = None
 
 
+class CampaignLaunch(Record):
+    campaign_id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    store_id: str = Field(min_length=1)
+    template: str = Field(min_length=1)
+    channels: list[Channel] = Field(min_length=1)
+    message_class: str | None = None
+    segment_json: str = "{}"
+    variables: dict[str, str] = {}
+    expires_at: Timestamp | None = None
+    launched_at: Timestamp
+
+
 class Handoff(Record):
     handoff_id: str
     customer_id: str

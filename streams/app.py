@@ -12,6 +12,10 @@
                                               (suppressed, or scheduled: table scheduled; caps: table sent)
     messages.outcomes   --route_messages--->  the next channel's command when a send failed (table in_flight)
     messages.timers     --route_messages--->  the same when a receipt is overdue, or a deferred send that is due
+    messages.intents.bulk -route_messages->  the same for campaign intents (a lane of their own: never ahead of
+                                              order updates)
+    campaigns.launches  --run_campaigns---->  messages.intents.bulk, one per customer the segment selects
+                                              (tables profiles and behaviour, read only)
     customers.erasures  --route_messages--->  every table forgets the customer; table erased keeps a keyed hash
 
 Every agent has ``concurrency=1`` (faust #606) and catches per message: a failure goes to
@@ -21,15 +25,19 @@ All customer-keyed topics and both tables share one partition count, so the join
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import faust
+from aiokafka.partitioner import murmur2
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.types import Message
 
 from schemas.catalog import (
+    CAMPAIGN_LAUNCHES,
     CONSENT_STATE,
     CUSTOMER_CONSENTS,
     CUSTOMER_ERASURES,
@@ -37,6 +45,7 @@ from schemas.catalog import (
     CUSTOMER_PROFILES,
     MESSAGE_INBOUND,
     MESSAGE_INTENTS,
+    MESSAGE_INTENTS_BULK,
     MESSAGE_OUTCOMES,
     MESSAGE_TIMERS,
     STOREFRONT_EVENTS,
@@ -46,9 +55,9 @@ from schemas.catalog import (
 from schemas.codec import codec_for, encode
 from schemas.customers import ConsentChange, ConsentSnapshot, ConsentState, CustomerProfile, ErasureRequest
 from schemas.events import StorefrontEvent
-from schemas.messages import Handoff, InboundMessage, MessageIntent, MessageOutcome, OutcomeReason, TimerFired
+from schemas.messages import CampaignLaunch, Handoff, InboundMessage, MessageIntent, MessageOutcome, OutcomeReason, TimerFired
 from schemas.types import Channel, Purpose
-from streams import consent, double_opt_in, erasure, fallback, policy, publish, quiet_hours, replies, scheduler
+from streams import campaigns, consent, double_opt_in, erasure, fallback, policy, publish, quiet_hours, replies, scheduler
 from streams.journeys import engine as journey_engine
 from streams.journeys.loader import load_dir as load_journeys
 from streams.clock import Clock, WallClock
@@ -117,9 +126,11 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
                               names(MESSAGE_TIMERS), key_serializer="raw", value_serializer="raw",
                               partitions=partitions)
     consents_topic, inbound_topic = topic(CUSTOMER_CONSENTS), topic(MESSAGE_INBOUND)
-    routed_topic = app.topic(names(MESSAGE_INTENTS), names(MESSAGE_OUTCOMES), names(MESSAGE_TIMERS),
-                             names(CUSTOMER_ERASURES), key_serializer="raw", value_serializer="raw",
-                             partitions=partitions)
+    routed_topic = app.topic(names(MESSAGE_INTENTS), names(MESSAGE_TIMERS), names(CUSTOMER_ERASURES),
+                             key_serializer="raw", value_serializer="raw", partitions=partitions)
+    outcomes_topic = topic(MESSAGE_OUTCOMES)
+    bulk_topic = topic(MESSAGE_INTENTS_BULK)
+    launches_topic = topic(CAMPAIGN_LAUNCHES)
     def table(name: str, raw_values: bool = False) -> faust.Table:
         """Keys are customer ids (bytes); values JSON, or raw Avro. The types, not only the schema, must say
         so: faust recovers a changelog with the serializers it derives from key_type/value_type (json when
@@ -137,6 +148,7 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     sent = table("sent")  # marketing sends recorded for frequency caps
     erased = table("erased")  # keyed hash of an erased customer -> when
     journey_state = table("journeys")  # each customer's journey instances (streams/journeys/engine.py)
+    behaviour = table("behaviour")  # what campaign segments read: last order, SKUs bought, abandoned carts
 
     publisher = FaustPublisher(app)
     outcomes = publish.OutcomeWriter(publisher, names, metrics)
@@ -204,11 +216,16 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
                 await outcomes.write(publish.suppressed(intent, OutcomeReason.ERASED,
                                                         "the customer's data was erased on request", now))
             return
+        summary = campaigns.remember(behaviour.get(message.key), event)
+        if summary is not None:
+            behaviour[message.key] = summary
         await apply_journeys(message.key, result)
 
     async def on_journey_outcome(message: Message) -> None:
-        outcome = codec_for(MessageOutcome).decode(message.value)
         state = journey_state.get(message.key)
+        if not state or not state.get("active"):
+            return  # most outcomes (a campaign's, a finished journey's) concern no waiting journey
+        outcome = codec_for(MessageOutcome).decode(message.value)
         if state and state.get("active"):
             await apply_journeys(message.key, journey_engine.on_outcome(
                 state, outcome, journey_context(message.key, outcome.store_id, clock.now())))
@@ -309,12 +326,14 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
                                  conversations.get(key), store, sent.get(key))
         match decision:
             case policy.Send(command=command):
-                await publisher.publish(names(commands_topic(command.channel, command.purpose)), key,
-                                        encode(command))
+                # The tables first, with no await since the decision read them: route_messages and route_bulk
+                # may decide for the same customer, and a cap must count both.
                 in_flight[key] = fallback.remember(in_flight.get(key), command.message_id, intent_bytes,
                                                    command.channel, now)
                 if command.purpose == Purpose.MARKETING:
                     sent[key] = policy.record_sent(sent.get(key), intent, store, now)
+                await publisher.publish(names(commands_topic(command.channel, command.purpose)), key,
+                                        encode(command))
                 metrics.commands.labels(command.channel).inc()
             case policy.Defer(until=until, reason=reason, detail=detail):
                 scheduled[key] = scheduler.add(scheduled.get(key), intent.message_id, intent_bytes, until, reason)
@@ -351,7 +370,7 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
         _check_key(message, request.customer_id)
         erased[erasure.suppression_key(erasure_secret, request.customer_id)] = {
             "at": int(request.requested_at.timestamp() * 1000)}
-        for table in (profiles, consents, conversations, in_flight, scheduled, sent, journey_state):
+        for table in (profiles, consents, conversations, in_flight, scheduled, sent, journey_state, behaviour):
             table.pop(message.key, None)
         # Gateways stop what is already queued for the customer; the compacted profile is deleted too.
         everything = {f"{c.value}:{p.value}": ConsentState.OPTED_OUT for c in Channel for p in Purpose}
@@ -387,7 +406,7 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
         if retry is not None:
             await fall_back(message.key, fired.message_id, retry, str(fired.channel))
 
-    handlers = {names(MESSAGE_INTENTS): on_intent, names(MESSAGE_OUTCOMES): on_outcome,
+    handlers = {names(MESSAGE_INTENTS): on_intent,
                 names(MESSAGE_TIMERS): on_timer, names(CUSTOMER_ERASURES): on_erasure}
 
     async def on_routed(message: Message) -> None:
@@ -433,6 +452,45 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
         if len(fired_already) > 100_000:
             fired_already.clear()  # acted-on timeouts are gone from in_flight, so no re-fire follows
 
+    async def on_launch(message: Message) -> None:
+        """Walks this partition's customers; each await lets the other agents run, so order updates keep
+        flowing while a large campaign is fanned out."""
+        launch = codec_for(CampaignLaunch).decode(message.value)
+        segment = campaigns.segment_of(launch)
+        now, selected = clock.now(), 0
+        pace = settings.worker.campaign_rate / max(partitions, 1)  # this partition's share, intents per second
+        started = time.monotonic()
+        for key, raw in list(profiles.items()):
+            if partition_of(key, partitions) != message.partition or not raw:
+                continue
+            profile = codec_for(CustomerProfile).decode(raw)
+            if profile.store_id != launch.store_id or not segment.selects(profile, behaviour.get(key), now):
+                continue
+            intent = campaigns.intent_for(launch, profile.customer_id, now)
+            await publisher.publish(names(MESSAGE_INTENTS_BULK), key, encode(intent))
+            selected += 1
+            if (ahead := started + selected / pace - time.monotonic()) > 0:
+                await asyncio.sleep(ahead)  # the fan-out's pace: a backlog in the worker helps nobody
+        metrics.intents.labels(Purpose.MARKETING.value).inc(selected)
+        metrics.campaign_recipients.inc(selected)
+
+    # Campaign intents have an agent of their own: a backlog of them queues in its buffer, not in front of
+    # the order updates route_messages decides. Both agents write in_flight, sent and scheduled, each
+    # read-modify-write without an await in between, so neither loses the other's update.
+    # Outcomes (a campaign makes many) have an agent of their own too, so they never queue in front of an
+    # intent; fall_back's table writes, like decide_and_send's, have no await between read and write.
+    @app.agent(outcomes_topic, name="follow_outcomes", concurrency=1)
+    async def follow_outcomes(stream: faust.StreamT) -> None:
+        await guarded(stream, "follow_outcomes", on_outcome)
+
+    @app.agent(bulk_topic, name="route_bulk", concurrency=1)
+    async def route_bulk(stream: faust.StreamT) -> None:
+        await guarded(stream, "route_bulk", on_intent)
+
+    @app.agent(launches_topic, name="run_campaigns", concurrency=1)
+    async def run_campaigns(stream: faust.StreamT) -> None:
+        await guarded(stream, "run_campaigns", on_launch)
+
     @app.agent(journey_topic, name="run_journeys", concurrency=1)
     async def run_journeys(stream: faust.StreamT) -> None:
         await guarded(stream, "run_journeys", on_journey_input)
@@ -460,6 +518,11 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
 RECEIPT_TIMEOUT = "receipt_timeout"
 SCHEDULED_SEND = "scheduled_send"
 JOURNEY_WAKE = "journey_wake"
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition a producer puts ``key`` on (murmur2, as Kafka's Java client, aiokafka and kafka-python do)."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def _check_key(message: Message, customer_id: str) -> None:

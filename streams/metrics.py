@@ -59,6 +59,10 @@ class Metrics:
             "switchboard_journeys_total", "Journey instances entered and exited, by journey (configured names).",
             ["journey", "event"], registry=registry,
         )
+        self.campaign_recipients = Counter(
+            "switchboard_campaign_recipients_total", "Customers a campaign's segment selected (intents published).",
+            registry=registry,
+        )
         self.erasures = Counter(
             "switchboard_erasures_total", "Customers erased (GDPR), and records of erased customers ignored.",
             ["kind"], registry=registry,

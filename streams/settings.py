@@ -38,6 +38,8 @@ class WorkerSettings(BaseModel):
     journeys_dir: Path | None = Field(None, description="Journey YAML files; none: the shipped deploy/journeys.")
     journey_time_scale: float = Field(
         1.0, gt=0, le=1, description="Multiplies every journey wait: 1 in production; tests and demos shorten waits.")
+    campaign_rate: float = Field(
+        300.0, gt=0, description="Campaign intents per second a worker fans out (all its partitions together).")
     coupon_key: SecretStr = Field(
         SecretStr("dev-only-coupon-key"),
         description="HMAC key of coupon codes (deterministic per customer and step): set it in production.")

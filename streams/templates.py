@@ -362,6 +362,51 @@ _SOURCES: dict[str, dict[str, dict[Channel, tuple[str | None, str]]]] = {
                                         "Калі ў вас ёсць пытанні, проста напішыце нам.")},
     },
     # Cross-sell a few days after shipping (marketing): the Dutch text follows the seed's recommendation message.
+    # A campaign's flash sale; the Hebrew text is the seed article's own ("מבצע בזק! …").
+    "flash_sale": {
+        "en": {
+            Channel.SMS: (None, "Flash sale! {{ coupon_value }} off everything for 3 hours. Use code: {{ coupon_code }}"),
+            Channel.WHATSAPP: (None, _HI["en"] + "! Flash sale: {{ coupon_value }} off everything for 3 hours. "
+                               "Use code {{ coupon_code }}"),
+            Channel.EMAIL: ("Flash sale: {{ coupon_value }} off for 3 hours",
+                            _HI["en"] + ",\n\nFor the next 3 hours everything is {{ coupon_value }} off.\n"
+                            "Use code {{ coupon_code }} at checkout.\n"),
+        },
+        "he": {
+            Channel.SMS: (None, "מבצע בזק! {{ coupon_value }} הנחה על כל החנות למשך 3 שעות. השתמש בקוד: {{ coupon_code }}"),
+            Channel.WHATSAPP: (None, _HI["he"] + "! מבצע בזק: {{ coupon_value }} הנחה על כל החנות למשך 3 שעות. "
+                               "השתמש בקוד: {{ coupon_code }}"),
+            Channel.EMAIL: ("מבצע בזק: {{ coupon_value }} הנחה ל-3 שעות",
+                            _HI["he"] + ",\n\nמבצע בזק! {{ coupon_value }} הנחה על כל החנות למשך 3 שעות.\n"
+                            "השתמש בקוד: {{ coupon_code }}\n"),
+        },
+        "nl": {
+            Channel.SMS: (None, "Flash sale! {{ coupon_value }} korting op alles, 3 uur lang. Gebruik code: {{ coupon_code }}"),
+            Channel.WHATSAPP: (None, _HI["nl"] + "! Flash sale: {{ coupon_value }} korting op alles, 3 uur lang. "
+                               "Gebruik code {{ coupon_code }}"),
+            Channel.EMAIL: ("Flash sale: {{ coupon_value }} korting, 3 uur lang",
+                            _HI["nl"] + ",\n\nDe komende 3 uur krijg je {{ coupon_value }} korting op alles.\n"
+                            "Gebruik code {{ coupon_code }} bij het afrekenen.\n"),
+        },
+        "pl": {
+            Channel.SMS: (None, "Błyskawiczna wyprzedaż! {{ coupon_value }} zniżki na wszystko przez 3 godziny. "
+                          "Kod: {{ coupon_code }}"),
+            Channel.WHATSAPP: (None, _HI["pl"] + "! Błyskawiczna wyprzedaż: {{ coupon_value }} zniżki na wszystko "
+                               "przez 3 godziny. Kod: {{ coupon_code }}"),
+            Channel.EMAIL: ("Błyskawiczna wyprzedaż: {{ coupon_value }} zniżki przez 3 godziny",
+                            _HI["pl"] + ",\n\nPrzez najbliższe 3 godziny wszystko {{ coupon_value }} taniej.\n"
+                            "Użyj kodu {{ coupon_code }} przy zamówieniu.\n"),
+        },
+        "be": {
+            Channel.SMS: (None, "Маланкавы распродаж! Зніжка {{ coupon_value }} на ўсё на 3 гадзіны. "
+                          "Код: {{ coupon_code }}"),
+            Channel.WHATSAPP: (None, _HI["be"] + "! Маланкавы распродаж: зніжка {{ coupon_value }} на ўсё на 3 гадзіны. "
+                               "Код: {{ coupon_code }}"),
+            Channel.EMAIL: ("Маланкавы распродаж: зніжка {{ coupon_value }} на 3 гадзіны",
+                            _HI["be"] + ",\n\nНаступныя 3 гадзіны на ўсё зніжка {{ coupon_value }}.\n"
+                            "Выкарыстайце код {{ coupon_code }} пры афармленні.\n"),
+        },
+    },
     "cross_sell": {
         loc: {Channel.SMS: (None, text), Channel.EMAIL: (subject, text.replace("! ", "!\n\n", 1) + "\n")}
         for loc, (text, subject) in {
@@ -402,6 +447,7 @@ DEFAULT_LOCALE = "en"
 # template -> (WhatsApp category, variables filling the approved template's {{1}}, {{2}} … in order).
 # Business-initiated WhatsApp messages go out as these approved templates (never error 131047).
 _WHATSAPP: dict[str, tuple[str, tuple[str, ...]]] = {
+    "flash_sale": ("marketing", ("first_name", "coupon_value", "coupon_code")),
     "shipping_update": ("utility", ("first_name", "order_id", "tracking_url")),
     "optin_confirmation": ("utility", ()),
     "cart_reminder": ("marketing", ("first_name", "cart_url")),
@@ -484,7 +530,8 @@ def whatsapp_template(template: str, locale: str, variables: dict[str, str]) -> 
 
 
 # Variables a template cannot do without; the others are optional and the texts must cope without them.
-_REQUIRED: dict[str, set[str]] = {"shipping_update": {"first_name", "order_id", "tracking_url"},
+_REQUIRED: dict[str, set[str]] = {"flash_sale": {"first_name", "coupon_value", "coupon_code"},
+                                  "shipping_update": {"first_name", "order_id", "tracking_url"},
                                   "help_reply": {"help_text"}, "optin_confirmation": set(),
                                   "cart_reminder": {"first_name", "cart_url"},
                                   "order_confirmation": {"first_name", "order_id", "order_url"},

@@ -17,7 +17,9 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from schemas.catalog import CATALOG, TopicNames
 from streams.settings import Settings
 
-TABLES = ("profiles", "consents", "conversations", "in_flight", "scheduled", "sent", "erased")  # the worker's tables; each has a compacted changelog
+# The worker's tables; each has a compacted changelog.
+TABLES = ("profiles", "consents", "conversations", "in_flight", "scheduled", "sent", "erased", "journeys",
+          "behaviour")
 
 logger = logging.getLogger(__name__)
 

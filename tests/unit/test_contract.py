@@ -45,6 +45,7 @@ from schemas.dead_letter import DeadLetter
 from schemas.errors import DecodeError, EncodeError, UnknownTopicError
 from schemas.events import Cart, EventType, LineItem, Order, StorefrontEvent
 from schemas.messages import (
+    CampaignLaunch,
     Handoff,
     InboundMessage,
     LedgerState,
@@ -155,9 +156,16 @@ def handoff() -> Handoff:
                    step="handoff", context={"reply:rate": "2"}, occurred_at=f.NOW)
 
 
+def campaign_launch() -> CampaignLaunch:
+    return CampaignLaunch(campaign_id="camp-1", name="flash30", store_id="store-1", template="flash_sale",
+                          channels=[Channel.SMS, Channel.EMAIL], message_class="promotion",
+                          segment_json='{"locales": ["pl"]}', variables={"coupon_code": "FLASH30"},
+                          expires_at=LATER, launched_at=f.NOW)
+
+
 EXAMPLES: list[Record] = [storefront_event(), customer_profile(), consent_change(), message_intent(), send_command(),
                           message_outcome(), inbound_message(), dead_letter(), send_ledger_entry(), timer_fired(),
-                          consent_snapshot(), erasure_request(), handoff()]
+                          consent_snapshot(), erasure_request(), handoff(), campaign_launch()]
 BY_MODEL = {type(r): r for r in EXAMPLES}
 ids = [type(r).__name__ for r in EXAMPLES]
 
@@ -439,10 +447,15 @@ def test_every_topic_name_is_unique():
     assert len(names) == len(set(names))
 
 
-def test_every_topic_but_dead_letters_and_ledgers_is_keyed_by_customer():
+def test_every_topic_but_dead_letters_ledgers_and_campaign_launches_is_keyed_by_customer():
     for topic in CATALOG:
-        if not topic.name.endswith(".dlq") and not topic.name.endswith(".ledger"):
+        if not topic.name.endswith((".dlq", ".ledger")) and topic.name != "campaigns.launches":
             assert topic.key == "customer_id", topic.name
+
+
+def test_a_campaign_launch_is_keyed_by_campaign_and_written_to_every_partition_by_its_launcher():
+    (launches,) = [t for t in CATALOG if t.name == "campaigns.launches"]
+    assert launches.key == "campaign_id" and launches.model is CampaignLaunch
 
 
 def test_ledgers_are_keyed_by_message_and_compacted():
