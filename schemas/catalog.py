@@ -57,6 +57,7 @@ MESSAGE_TIMERS = "messages.timers"
 JOURNEY_HANDOFFS = "journeys.handoffs"
 CAMPAIGN_LAUNCHES = "campaigns.launches"
 MESSAGE_INTENTS_BULK = "messages.intents.bulk"
+STOCK_UPDATES = "stock.updates"
 
 
 def commands_topic(channel: Channel | str, purpose: Purpose | str = Purpose.TRANSACTIONAL) -> str:
@@ -87,6 +88,7 @@ _BASE: tuple[TopicSpec, ...] = (
     TopicSpec(JOURNEY_HANDOFFS, "customer_id", Handoff, retention_ms=30 * DAY_MS),  # for the support team
     TopicSpec(CAMPAIGN_LAUNCHES, "campaign_id", CampaignLaunch, retention_ms=30 * DAY_MS),  # one per partition
     TopicSpec(MESSAGE_INTENTS_BULK, "customer_id", MessageIntent),  # campaigns: never ahead of order updates
+    TopicSpec(STOCK_UPDATES, "sku", StorefrontEvent),  # restocks and subscriptions, re-keyed by SKU to meet
     *(
         TopicSpec(ledger_topic(c), "message_id", SendLedgerEntry, compacted=True, retention_ms=30 * DAY_MS,
                   dead_letters=False)

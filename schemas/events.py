@@ -14,7 +14,8 @@ class EventType(StrEnum):
     ORDER_SHIPPED = "order_shipped"
     ORDER_DELIVERED = "order_delivered"
     CART_ABANDONED = "cart_abandoned"
-    BACK_IN_STOCK = "back_in_stock"
+    BACK_IN_STOCK = "back_in_stock"  # keyed by SKU when the shop restocks; by customer when fanned out to one
+    BACK_IN_STOCK_REQUESTED = "back_in_stock_requested"  # a customer asks to hear when a SKU is back
     CUSTOMER_SIGNUP = "customer_signup"
     BIRTHDAY = "birthday"
     CUSTOMER_INACTIVE = "customer_inactive"
@@ -63,9 +64,11 @@ class StorefrontEvent(Record):
     @model_validator(mode="after")
     def _shape_fits_type(self) -> StorefrontEvent:
         kind = EventType(self.event_type)
-        if kind is EventType.BACK_IN_STOCK:
+        if kind in (EventType.BACK_IN_STOCK, EventType.BACK_IN_STOCK_REQUESTED):
             if not self.sku:
-                raise ValueError("back_in_stock needs a sku")
+                raise ValueError(f"{kind.value} needs a sku")
+            if kind is EventType.BACK_IN_STOCK_REQUESTED and not self.customer_id:
+                raise ValueError("back_in_stock_requested needs a customer_id")
         elif not self.customer_id:
             raise ValueError(f"{kind.value} needs a customer_id")
         if kind in _NEEDS_ORDER and self.order is None:

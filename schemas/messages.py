@@ -25,6 +25,7 @@ class MessageIntent(Record):
     journey: str | None = None
     variant: str | None = None
     coupon_code: str | None = None
+    stock_sku: str | None = None
 
 
 class SmsSegments(Record):
@@ -101,6 +102,7 @@ class OutcomeReason(StrEnum):
     PAUSED = "paused"
     ERASED = "erased"
     QUIET_HOURS = "quiet_hours"  # why a send was scheduled, not a suppression
+    OUT_OF_STOCK = "out_of_stock"  # a back-in-stock message whose SKU sold out again before it went
     HOLDOUT = "holdout"  # the customer is in an experiment's control group: nothing is sent
     OTHER = "other"
 

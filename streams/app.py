@@ -16,6 +16,9 @@
                                               order updates)
     campaigns.launches  --run_campaigns---->  messages.intents.bulk, one per customer the segment selects
                                               (tables profiles and behaviour, read only)
+    stock.updates       --track_stock------>  restocks and back-in-stock requests re-keyed by SKU (table
+                                              subscribers; global table stock); a restock fans out one
+                                              customer-keyed back_in_stock event per subscriber
     customers.erasures  --route_messages--->  every table forgets the customer; table erased keeps a keyed hash
 
 Every agent has ``concurrency=1`` (faust #606) and catches per message: a failure goes to
@@ -48,16 +51,37 @@ from schemas.catalog import (
     MESSAGE_INTENTS_BULK,
     MESSAGE_OUTCOMES,
     MESSAGE_TIMERS,
+    STOCK_UPDATES,
     STOREFRONT_EVENTS,
     TopicNames,
     commands_topic,
 )
 from schemas.codec import codec_for, encode
 from schemas.customers import ConsentChange, ConsentSnapshot, ConsentState, CustomerProfile, ErasureRequest
-from schemas.events import StorefrontEvent
-from schemas.messages import CampaignLaunch, Handoff, InboundMessage, MessageIntent, MessageOutcome, OutcomeReason, TimerFired
+from schemas.events import EventType, StorefrontEvent
+from schemas.messages import (
+    CampaignLaunch,
+    Handoff,
+    InboundMessage,
+    MessageIntent,
+    MessageOutcome,
+    OutcomeReason,
+    TimerFired,
+)
 from schemas.types import Channel, Purpose
-from streams import campaigns, consent, double_opt_in, erasure, fallback, policy, publish, quiet_hours, replies, scheduler
+from streams import (
+    campaigns,
+    consent,
+    double_opt_in,
+    erasure,
+    fallback,
+    ids,
+    policy,
+    publish,
+    quiet_hours,
+    replies,
+    scheduler,
+)
 from streams.journeys import engine as journey_engine
 from streams.journeys.loader import load_dir as load_journeys
 from streams.clock import Clock, WallClock
@@ -131,6 +155,7 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     outcomes_topic = topic(MESSAGE_OUTCOMES)
     bulk_topic = topic(MESSAGE_INTENTS_BULK)
     launches_topic = topic(CAMPAIGN_LAUNCHES)
+    stock_topic = topic(STOCK_UPDATES)
     def table(name: str, raw_values: bool = False) -> faust.Table:
         """Keys are customer ids (bytes); values JSON, or raw Avro. The types, not only the schema, must say
         so: faust recovers a changelog with the serializers it derives from key_type/value_type (json when
@@ -149,6 +174,10 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     erased = table("erased")  # keyed hash of an erased customer -> when
     journey_state = table("journeys")  # each customer's journey instances (streams/journeys/engine.py)
     behaviour = table("behaviour")  # what campaign segments read: last order, SKUs bought, abandoned carts
+    subscribers = table("subscribers")  # by SKU key: customers waiting to hear it is back
+    stock = app.GlobalTable(  # by SKU key: units in stock; on every worker, so a send can re-check it
+        "stock", partitions=partitions, key_type=bytes, value_type=None,
+        schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"))
 
     publisher = FaustPublisher(app)
     outcomes = publish.OutcomeWriter(publisher, names, metrics)
@@ -204,9 +233,13 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     async def on_event(message: Message) -> None:
         event = codec_for(StorefrontEvent).decode(message.value)
         metrics.events_in.labels(event.event_type).inc()
-        if event.customer_id is None:
-            return  # keyed by SKU (back in stock): no customer journey reads it directly
+        if event.customer_id is None:  # a restock, keyed by SKU: to the stock tracker, which knows who waits
+            if event.event_type == EventType.BACK_IN_STOCK:
+                await publisher.publish(names(STOCK_UPDATES), message.key, message.value)
+            return
         _check_key(message, event.customer_id)
+        if event.event_type == EventType.BACK_IN_STOCK_REQUESTED:  # re-keyed by SKU to meet the restock
+            await publisher.publish(names(STOCK_UPDATES), f"sku:{event.sku}".encode(), message.value)
         now = clock.now()
         context = journey_context(message.key, event.store_id, now)
         result = journey_engine.on_event(journey_state.get(message.key), event, received_at(message), context)
@@ -321,6 +354,8 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
         now = clock.now()
         if is_erased(key):
             return policy.Suppress(OutcomeReason.ERASED, "the customer's data was erased on request")
+        if intent.stock_sku is not None and stock.get(f"sku:{intent.stock_sku}".encode(), 1) <= 0:
+            return policy.Suppress(OutcomeReason.OUT_OF_STOCK, "sold out again before the message could go")
         store = stores(intent.store_id)
         decision = policy.decide(intent, profile_of(key), consents.get(key), now, policy_config,
                                  conversations.get(key), store, sent.get(key))
@@ -487,6 +522,32 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     async def route_bulk(stream: faust.StreamT) -> None:
         await guarded(stream, "route_bulk", on_intent)
 
+    async def on_stock(message: Message) -> None:
+        event = codec_for(StorefrontEvent).decode(message.value)
+        if event.event_type == EventType.BACK_IN_STOCK_REQUESTED and event.customer_id:
+            waiting = dict(subscribers.get(message.key) or {})
+            waiting[event.customer_id] = {"store_id": event.store_id, "attributes": event.attributes}
+            subscribers[message.key] = waiting
+            return
+        if event.event_type != EventType.BACK_IN_STOCK or event.customer_id is not None:
+            return
+        quantity = stock_quantity(event)
+        stock[message.key] = quantity
+        if quantity <= 0:
+            return
+        waiting = subscribers.pop(message.key, None) or {}  # each subscriber hears once
+        for customer_id, subscription in sorted(waiting.items()):
+            notice = StorefrontEvent(
+                event_id=ids.message_id(event.event_id, f"restock:{customer_id}"), event_type=EventType.BACK_IN_STOCK,
+                store_id=subscription["store_id"], customer_id=customer_id, occurred_at=event.occurred_at,
+                sku=event.sku, attributes={**subscription["attributes"], **event.attributes})
+            await publisher.publish(names(STOREFRONT_EVENTS), customer_id.encode(), encode(notice))
+        metrics.stock_notices.inc(len(waiting))
+
+    @app.agent(stock_topic, name="track_stock", concurrency=1)
+    async def track_stock(stream: faust.StreamT) -> None:
+        await guarded(stream, "track_stock", on_stock)
+
     @app.agent(launches_topic, name="run_campaigns", concurrency=1)
     async def run_campaigns(stream: faust.StreamT) -> None:
         await guarded(stream, "run_campaigns", on_launch)
@@ -518,6 +579,14 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
 RECEIPT_TIMEOUT = "receipt_timeout"
 SCHEDULED_SEND = "scheduled_send"
 JOURNEY_WAKE = "journey_wake"
+
+
+def stock_quantity(event: StorefrontEvent) -> int:
+    """Units a restock reports (attribute ``quantity``; a restock without one means "in stock")."""
+    try:
+        return int(event.attributes.get("quantity", "1"))
+    except ValueError:
+        return 1
 
 
 def partition_of(key: bytes, partitions: int) -> int:

@@ -63,6 +63,9 @@ class Metrics:
             "switchboard_campaign_recipients_total", "Customers a campaign's segment selected (intents published).",
             registry=registry,
         )
+        self.stock_notices = Counter(
+            "switchboard_stock_notices_total", "Back-in-stock notices fanned out to subscribers.", registry=registry,
+        )
         self.erasures = Counter(
             "switchboard_erasures_total", "Customers erased (GDPR), and records of erased customers ignored.",
             ["kind"], registry=registry,

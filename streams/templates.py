@@ -407,6 +407,48 @@ _SOURCES: dict[str, dict[str, dict[Channel, tuple[str | None, str]]]] = {
                             "Выкарыстайце код {{ coupon_code }} пры афармленні.\n"),
         },
     },
+    # Back in stock; the Dutch text is the Spryng seed's own ("Je favoriete sneakers zijn weer op voorraad!").
+    "back_in_stock": {
+        "en": {
+            Channel.SMS: (None, "Your favourite {{ product_name }} are back in stock! Get them before they're gone: "
+                          "{{ product_url }} 🛒✨"),
+            Channel.WHATSAPP: (None, _HI["en"] + "! Your favourite {{ product_name }} are back in stock. "
+                               "Get them before they're gone: {{ product_url }}"),
+            Channel.EMAIL: ("{{ product_name }}: back in stock", _HI["en"] + ",\n\nYour favourite {{ product_name }} "
+                            "are back in stock. Get them before they're gone: {{ product_url }}\n"),
+        },
+        "he": {
+            Channel.SMS: (None, "{{ product_name }} שאהבת חזרו למלאי! מהרו לפני שייגמרו: {{ product_url }} 🛒✨"),
+            Channel.WHATSAPP: (None, _HI["he"] + "! {{ product_name }} שאהבת חזרו למלאי. מהרו לפני שייגמרו: "
+                               "{{ product_url }}"),
+            Channel.EMAIL: ("{{ product_name }} חזרו למלאי", _HI["he"] + ",\n\n{{ product_name }} שאהבת חזרו למלאי.\n"
+                            "מהרו לפני שייגמרו: {{ product_url }}\n"),
+        },
+        "nl": {
+            Channel.SMS: (None, "Je favoriete {{ product_name }} zijn weer op voorraad! Koop ze snel voordat ze weg "
+                          "zijn. Winkel nu op {{ product_url }}. 🛒✨"),
+            Channel.WHATSAPP: (None, _HI["nl"] + "! Je favoriete {{ product_name }} zijn weer op voorraad. Koop ze snel "
+                               "voordat ze weg zijn: {{ product_url }}"),
+            Channel.EMAIL: ("{{ product_name }} weer op voorraad", _HI["nl"] + ",\n\nJe favoriete {{ product_name }} "
+                            "zijn weer op voorraad. Koop ze snel voordat ze weg zijn: {{ product_url }}\n"),
+        },
+        "pl": {
+            Channel.SMS: (None, "Twoje ulubione {{ product_name }} znów są dostępne! Kup, zanim znikną: "
+                          "{{ product_url }} 🛒✨"),
+            Channel.WHATSAPP: (None, _HI["pl"] + "! Twoje ulubione {{ product_name }} znów są dostępne. Kup, zanim "
+                               "znikną: {{ product_url }}"),
+            Channel.EMAIL: ("{{ product_name }} znów dostępne", _HI["pl"] + ",\n\nTwoje ulubione {{ product_name }} "
+                            "znów są dostępne. Kup, zanim znikną: {{ product_url }}\n"),
+        },
+        "be": {
+            Channel.SMS: (None, "Вашы любімыя {{ product_name }} зноў у продажы! Купіце, пакуль не скончыліся: "
+                          "{{ product_url }} 🛒✨"),
+            Channel.WHATSAPP: (None, _HI["be"] + "! Вашы любімыя {{ product_name }} зноў у продажы. Купіце, пакуль не "
+                               "скончыліся: {{ product_url }}"),
+            Channel.EMAIL: ("{{ product_name }} зноў у продажы", _HI["be"] + ",\n\nВашы любімыя {{ product_name }} "
+                            "зноў у продажы. Купіце, пакуль не скончыліся: {{ product_url }}\n"),
+        },
+    },
     "cross_sell": {
         loc: {Channel.SMS: (None, text), Channel.EMAIL: (subject, text.replace("! ", "!\n\n", 1) + "\n")}
         for loc, (text, subject) in {
@@ -447,6 +489,7 @@ DEFAULT_LOCALE = "en"
 # template -> (WhatsApp category, variables filling the approved template's {{1}}, {{2}} … in order).
 # Business-initiated WhatsApp messages go out as these approved templates (never error 131047).
 _WHATSAPP: dict[str, tuple[str, tuple[str, ...]]] = {
+    "back_in_stock": ("utility", ("first_name", "product_name", "product_url")),
     "flash_sale": ("marketing", ("first_name", "coupon_value", "coupon_code")),
     "shipping_update": ("utility", ("first_name", "order_id", "tracking_url")),
     "optin_confirmation": ("utility", ()),
@@ -530,7 +573,8 @@ def whatsapp_template(template: str, locale: str, variables: dict[str, str]) -> 
 
 
 # Variables a template cannot do without; the others are optional and the texts must cope without them.
-_REQUIRED: dict[str, set[str]] = {"flash_sale": {"first_name", "coupon_value", "coupon_code"},
+_REQUIRED: dict[str, set[str]] = {"back_in_stock": {"first_name", "product_name", "product_url"},
+                                  "flash_sale": {"first_name", "coupon_value", "coupon_code"},
                                   "shipping_update": {"first_name", "order_id", "tracking_url"},
                                   "help_reply": {"help_text"}, "optin_confirmation": set(),
                                   "cart_reminder": {"first_name", "cart_url"},

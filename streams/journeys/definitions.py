@@ -164,6 +164,7 @@ class Step(_Strict):
     variables: dict[str, str] = {}
     coupon: Coupon | None = None
     expires_after: Duration | None = None
+    requires_stock: bool = Field(False, description="send only while the event's SKU is in stock, checked at send time")
     wait: WaitFor | None = None
     branch: list[Case] | None = None
     otherwise: Goto = "next"

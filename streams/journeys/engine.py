@@ -315,6 +315,7 @@ def _intent(instance: dict, journey: Journey, step: Step, ctx: Context,
         trigger_event_id=instance["trigger_event_id"], trigger_received_at=received_at, created_at=ctx.now,
         expires_at=expires_at, message_class=journey.message_class, journey=journey.journey,
         variant=instance["variant"], coupon_code=coupon_code,
+        stock_sku=instance["vars"].get("sku") if step.requires_stock else None,
     )
     return intent, bool(variant and variant.holdout)
 

@@ -449,7 +449,8 @@ def test_every_topic_name_is_unique():
 
 def test_every_topic_but_dead_letters_ledgers_and_campaign_launches_is_keyed_by_customer():
     for topic in CATALOG:
-        if not topic.name.endswith((".dlq", ".ledger")) and topic.name != "campaigns.launches":
+        if not topic.name.endswith((".dlq", ".ledger")) and topic.name not in ("campaigns.launches",
+                                                                                 "stock.updates"):
             assert topic.key == "customer_id", topic.name
 
 
