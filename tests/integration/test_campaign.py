@@ -109,6 +109,7 @@ def _percentiles(values: list[float]) -> str:
     return f"p50 {q[49]:.0f} ms, p99 {q[98]:.0f} ms (n={len(values)})"
 
 
+@pytest.mark.timeout(3600)  # 100,000 customers to load and decide on a 2-core machine
 def test_a_large_campaign_reaches_its_segment_once_while_order_updates_keep_flowing(
         kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     directory = tmp_path_factory.mktemp("campaign")
