@@ -152,8 +152,13 @@ def decide(
     paused = profile.marketing_paused_until
     if Purpose(intent.purpose) == Purpose.MARKETING and paused is not None and paused > now:
         return Suppress(OutcomeReason.PAUSED, "the customer paused marketing messages")  # after consent reasons
-    channel = eligible[0]
     variables = {"first_name": profile.first_name or "", **intent.variables}
+    if eligible[0] == Channel.WHATSAPP and not whatsapp_open and len(eligible) > 1:
+        try:  # outside the window WhatsApp needs its approved template filled; else the next channel goes
+            whatsapp_template(intent.template, profile.locale, variables)
+        except TemplateError:
+            eligible = eligible[1:]
+    channel = eligible[0]
     try:
         rendered = render(intent.template, profile.locale, channel, variables)
         templated = channel == Channel.WHATSAPP and not whatsapp_open

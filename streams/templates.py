@@ -555,6 +555,11 @@ def render(template: str, locale: str, channel: Channel, variables: dict[str, st
         raise TemplateError(f"{template}/{resolved}/{Channel(channel).value}: {exc}") from exc
 
 
+def whatsapp_template_names() -> frozenset[str]:
+    """The approved WhatsApp templates the product sends (registered with Meta under these names)."""
+    return frozenset(_WHATSAPP)
+
+
 def has_whatsapp_template(template: str) -> bool:
     return template in _WHATSAPP
 

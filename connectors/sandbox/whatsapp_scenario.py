@@ -15,11 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.templates import whatsapp_template_names
+
 __all__ = ["SandboxScenario", "Traffic", "planned_statuses", "check_message", "message_record", "status_event",
            "inbound_event", "read_inbound", "graph_error", "DEFAULT_TEMPLATES", "UNDELIVERABLE", "REENGAGEMENT"]
 
-DEFAULT_TEMPLATES = frozenset({"shipping_update", "order_confirmation", "abandoned_cart", "delivery_feedback",
-                               "back_in_stock", "reactivation", "birthday", "newsletter_welcome"})
+# The business account's approved templates: those the product sends (a template Meta has not approved
+# is refused with 132001, as the real API does).
+DEFAULT_TEMPLATES = whatsapp_template_names()
 UNDELIVERABLE = "131026"
 REENGAGEMENT = "131047"
 UNDELIVERABLE_SUFFIX = "0026"  # numbers ending like this are never on WhatsApp, whatever the fail_rate
