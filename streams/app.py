@@ -493,7 +493,7 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
         launch = codec_for(CampaignLaunch).decode(message.value)
         segment = campaigns.segment_of(launch)
         now, selected = clock.now(), 0
-        pace = settings.worker.campaign_rate / max(partitions, 1)  # this partition's share, intents per second
+        pace = settings.worker.campaign_rate  # launches are handled one at a time: each gets the worker's rate
         started = time.monotonic()
         for key, raw in list(profiles.items()):
             if partition_of(key, partitions) != message.partition or not raw:
