@@ -180,6 +180,7 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
         schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"))
 
     publisher = FaustPublisher(app)
+    bulk_backlog = Backlog()  # campaign intents this process published and has not decided yet
     outcomes = publish.OutcomeWriter(publisher, names, metrics)
     dead_letters = publish.DeadLetterWriter(publisher, metrics)
     policy_config = policy.PolicyConfig(default_country=settings.worker.default_country,
@@ -504,8 +505,13 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
             intent = campaigns.intent_for(launch, profile.customer_id, now)
             await publisher.publish(names(MESSAGE_INTENTS_BULK), key, encode(intent))
             selected += 1
+            bulk_backlog.published += 1
             if (ahead := started + selected / pace - time.monotonic()) > 0:
                 await asyncio.sleep(ahead)  # the fan-out's pace: a backlog in the worker helps nobody
+            while bulk_backlog.waiting() > settings.worker.campaign_backlog:
+                # Back-pressure: route_bulk has not decided what was published. Faust's conductor blocks every
+                # agent's input while one agent's buffer is full, so a campaign must never fill route_bulk's.
+                await asyncio.sleep(0.02)
         metrics.intents.labels(Purpose.MARKETING.value).inc(selected)
         metrics.campaign_recipients.inc(selected)
 
@@ -518,9 +524,15 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     async def follow_outcomes(stream: faust.StreamT) -> None:
         await guarded(stream, "follow_outcomes", on_outcome)
 
+    async def on_bulk_intent(message: Message) -> None:
+        try:
+            await on_intent(message)
+        finally:
+            bulk_backlog.decided += 1
+
     @app.agent(bulk_topic, name="route_bulk", concurrency=1)
     async def route_bulk(stream: faust.StreamT) -> None:
-        await guarded(stream, "route_bulk", on_intent)
+        await guarded(stream, "route_bulk", on_bulk_intent)
 
     async def on_stock(message: Message) -> None:
         event = codec_for(StorefrontEvent).decode(message.value)
@@ -579,6 +591,19 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
 RECEIPT_TIMEOUT = "receipt_timeout"
 SCHEDULED_SEND = "scheduled_send"
 JOURNEY_WAKE = "journey_wake"
+
+
+class Backlog:
+    """Campaign intents published vs decided in this process (route_bulk reads the partitions run_campaigns
+    writes, co-partitioned). Approximate across a restart or a rebalance, and only ever errs towards
+    letting the fan-out go on."""
+
+    def __init__(self) -> None:
+        self.published = 0
+        self.decided = 0
+
+    def waiting(self) -> int:
+        return max(0, self.published - self.decided)
 
 
 def stock_quantity(event: StorefrontEvent) -> int:

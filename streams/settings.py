@@ -39,7 +39,9 @@ class WorkerSettings(BaseModel):
     journey_time_scale: float = Field(
         1.0, gt=0, le=1, description="Multiplies every journey wait: 1 in production; tests and demos shorten waits.")
     campaign_rate: float = Field(
-        300.0, gt=0, description="Campaign intents per second a worker fans out (all its partitions together).")
+        100.0, gt=0, description="Campaign intents per second a worker fans out (at most; a backlog pauses it).")
+    campaign_backlog: int = Field(
+        200, ge=1, description="Campaign intents a worker lets wait for a decision before its fan-out pauses.")
     coupon_key: SecretStr = Field(
         SecretStr("dev-only-coupon-key"),
         description="HMAC key of coupon codes (deterministic per customer and step): set it in production.")
