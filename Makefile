@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test test-unit test-integration lint browser broker-start broker-stop clean
+.PHONY: setup demo test test-unit test-integration lint browser broker-start broker-stop clean bench
 
 $(STAMP): pyproject.toml
 	@command -v java >/dev/null && command -v mvn >/dev/null || { \
@@ -35,6 +35,9 @@ browser:  ## Debian's chromium + chromedriver, for the preference centre's brows
 	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 	  echo "installing chromium and chromium-driver with $${SUDO:-root} apt-get"; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+bench: setup  ## the pipeline's figures (B vs P, latency at 50/80 % of P, memory, py-spy profile): printed, never asserted
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: setup  ## package layering: schemas <- streams <- connectors; adapters never import faust
 	$(BIN)/lint-imports
