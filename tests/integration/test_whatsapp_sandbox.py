@@ -235,7 +235,7 @@ def test_interactive_button_tap_comes_back_with_the_reply_id_and_the_message_rep
 def test_template_quick_reply_comes_back_as_a_button_message():
     async def main():
         async with rig() as r:
-            receipt = await r.provider.send(template("abandoned_cart"))
+            receipt = await r.provider.send(template("cart_reminder"))
             await r.customer_writes(button_payload="STOP_PROMOTIONS", text="Stop promotions")
             await r.receiver.wait_until(lambda rc: len(rc.inbound) == 1)
             (tap,) = r.receiver.inbound
