@@ -448,45 +448,40 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     async def on_routed(message: Message) -> None:
         await handlers[message.topic](message)
 
-    fired_already: set[tuple[str, str]] = set()  # timeouts published and not yet acted on (this process)
+    fired_already: set[tuple] = set()  # timers published and not yet acted on (this process)
 
     @app.timer(interval=settings.worker.timer_interval)
     async def fire_due_timers() -> None:
-        """Reads the local scheduled and in_flight partitions; writes nothing but TimerFired records (the
-        routing agent, the tables' one writer, acts on them)."""
+        """Reads the local scheduled, journeys and in_flight partitions; writes nothing but TimerFired records
+        (the agents that own those tables act on them)."""
         now = clock.now()
+        timeouts = settings.worker.receipt_timeouts
         try:
             for key, waiting in list(scheduled.items()):
                 for message_id, due_at in scheduler.due(waiting, now):
-                    mark = (message_id, f"{SCHEDULED_SEND}@{due_at.isoformat()}")  # deferred again: a new mark
-                    if mark in fired_already:
-                        continue
-                    fired = TimerFired(customer_id=key.decode(), message_id=message_id, kind=SCHEDULED_SEND,
-                                       due_at=due_at, fired_at=now)
-                    await publisher.publish(names(MESSAGE_TIMERS), key, encode(fired))
-                    fired_already.add(mark)
+                    await fire(key, message_id, SCHEDULED_SEND, due_at, now)
             for key, state in list(journey_state.items()):
                 for instance_id, due_at in journey_engine.due(state, now):
-                    mark = (instance_id, f"{JOURNEY_WAKE}@{due_at.isoformat()}")
-                    if mark in fired_already:
-                        continue
-                    fired = TimerFired(customer_id=key.decode(), message_id=instance_id, kind=JOURNEY_WAKE,
-                                       due_at=due_at, fired_at=now)
-                    await publisher.publish(names(MESSAGE_TIMERS), key, encode(fired))
-                    fired_already.add(mark)
+                    await fire(key, instance_id, JOURNEY_WAKE, due_at, now)
             for key, state in list(in_flight.items()):
-                for message_id, channel, due in fallback.due_timeouts(state, now, settings.worker.receipt_timeouts):
-                    if (message_id, channel.value) in fired_already:
-                        continue
-                    fired = TimerFired(customer_id=key.decode(), message_id=message_id, kind=RECEIPT_TIMEOUT,
-                                       channel=channel, due_at=due, fired_at=now)
-                    await publisher.publish(names(MESSAGE_TIMERS), key, encode(fired))
-                    fired_already.add((message_id, channel.value))
+                for message_id, channel, due_at in fallback.due_timeouts(state, now, timeouts):
+                    await fire(key, message_id, RECEIPT_TIMEOUT, due_at, now, channel)
         except Exception as exc:  # noqa: BLE001 - a timer that raises stops for good; the next tick tries again
             # The type only: a traceback's chained messages can quote record values (personal data).
             logger.error("scanning for due timers failed: %s", type(exc).__name__)
         if len(fired_already) > 100_000:
-            fired_already.clear()  # acted-on timeouts are gone from in_flight, so no re-fire follows
+            fired_already.clear()  # acted-on entries are gone from their tables, so no re-fire follows
+
+    async def fire(key: bytes, message_id: str, kind: str, due_at: dt.datetime, now: dt.datetime,
+                   channel: Channel | None = None) -> None:
+        """One TimerFired per entry and due time (an entry deferred again gets a new one), once per process."""
+        mark = (message_id, kind, due_at.isoformat(), channel)
+        if mark in fired_already:
+            return
+        fired = TimerFired(customer_id=key.decode(), message_id=message_id, kind=kind, channel=channel,
+                           due_at=due_at, fired_at=now)
+        await publisher.publish(names(MESSAGE_TIMERS), key, encode(fired))
+        fired_already.add(mark)
 
     async def on_launch(message: Message) -> None:
         """Walks this partition's customers; each await lets the other agents run, so order updates keep

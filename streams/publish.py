@@ -29,13 +29,15 @@ class Publisher(Protocol):
         """Waits until the record is handed to the producer; ``value=None`` is a tombstone."""
 
 
-def suppressed(intent: MessageIntent, reason: OutcomeReason, detail: str, now: dt.datetime) -> MessageOutcome:
+def _for_intent(intent: MessageIntent, status: OutcomeStatus, reason: OutcomeReason, detail: str,
+                now: dt.datetime, qualifier: str = "", **extra: object) -> MessageOutcome:
+    """An outcome the worker writes about an intent it did not (yet) turn into a command."""
     return MessageOutcome(
-        outcome_id=outcome_id(intent.message_id, OutcomeStatus.SUPPRESSED),
+        outcome_id=outcome_id(intent.message_id, status, qualifier),
         message_id=intent.message_id,
         customer_id=intent.customer_id,
         store_id=intent.store_id,
-        status=OutcomeStatus.SUPPRESSED,
+        status=status,
         reason=reason,
         detail=detail,
         template=intent.template,
@@ -43,27 +45,18 @@ def suppressed(intent: MessageIntent, reason: OutcomeReason, detail: str, now: d
         trigger_event_id=intent.trigger_event_id,
         occurred_at=now,
         **_journey_fields(intent),
+        **extra,
     )
+
+
+def suppressed(intent: MessageIntent, reason: OutcomeReason, detail: str, now: dt.datetime) -> MessageOutcome:
+    return _for_intent(intent, OutcomeStatus.SUPPRESSED, reason, detail, now)
 
 
 def scheduled(intent: MessageIntent, until: dt.datetime, reason: OutcomeReason, detail: str,
               now: dt.datetime) -> MessageOutcome:
     """A send deferred to ``until``; deferred again later, it gets another outcome (another time)."""
-    return MessageOutcome(
-        outcome_id=outcome_id(intent.message_id, OutcomeStatus.SCHEDULED, until.isoformat()),
-        message_id=intent.message_id,
-        customer_id=intent.customer_id,
-        store_id=intent.store_id,
-        status=OutcomeStatus.SCHEDULED,
-        reason=reason,
-        detail=detail,
-        template=intent.template,
-        purpose=intent.purpose,
-        scheduled_for=until,
-        trigger_event_id=intent.trigger_event_id,
-        occurred_at=now,
-        **_journey_fields(intent),
-    )
+    return _for_intent(intent, OutcomeStatus.SCHEDULED, reason, detail, now, until.isoformat(), scheduled_for=until)
 
 
 def _journey_fields(source: MessageIntent | SendCommand) -> dict[str, str | None]:

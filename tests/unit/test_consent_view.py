@@ -61,7 +61,7 @@ def test_a_waiter_wakes_once_everything_before_its_offset_is_applied() -> None:
 
         task = asyncio.create_task(waiter())
         for position in (4, 9):
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # no time passes: the waiting task gets its turn between steps
             applied.advance(2, position)
             story.append(f"at {position}")
         await asyncio.sleep(0)
