@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test test-unit test-integration lint browser broker-start broker-stop clean bench
+.PHONY: setup demo test test-unit test-integration lint browser broker-start broker-stop clean chaos bench
 
 $(STAMP): pyproject.toml
 	@command -v java >/dev/null && command -v mvn >/dev/null || { \
@@ -28,6 +28,10 @@ test-unit: setup
 
 test-integration: setup browser
 	$(BIN)/python -m pytest tests/integration tests/e2e
+
+CHAOS_EVENTS ?= 100000
+chaos: setup  ## fault-injection scenarios (tests/chaos), each printing its counts; scenario 1 with CHAOS_EVENTS events
+	SWITCHBOARD_CHAOS_EVENTS=$(CHAOS_EVENTS) $(BIN)/python -m pytest tests/chaos -m chaos
 
 browser:  ## Debian's chromium + chromedriver, for the preference centre's browser test
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
