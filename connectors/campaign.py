@@ -7,7 +7,13 @@
     message_class: promotion
     expires_after: 3h                  # or expires_at: 2026-11-22T18:00:00Z
     variables: {coupon_code: FLASH30, coupon_value: "30%"}
-    segment: {locales: [pl, nl], bought_sku_prefix: [SNK], last_order_older_than: 30d}
+    segment: {locales: [pl, nl], cities: [Kraków, Gdańsk], bought_sku_prefix: [SNK], last_order_older_than: 30d}
+
+``deploy/campaigns/flash30.yaml`` is a file like it. Segment keys (:class:`streams.campaigns.Segment`):
+``locales``, ``reachable_on``, ``cities`` (the profile's city; case and accents aside, so ``Krakow``
+is ``Kraków``), ``bought_sku_prefix`` (a product category is a SKU prefix: there is no catalogue),
+``last_order_older_than``, ``ordered_within``, ``abandoned_cart_within``, ``never_ordered``. Every
+key given must hold.
 
 The launch is checked first (the segment's keys, the template in every locale and channel), then one
 ``CampaignLaunch`` record is written to every partition of ``campaigns.launches``, so each worker

@@ -25,14 +25,20 @@ from schemas.customers import (
 from schemas.events import Cart, EventType, LineItem, Order, StorefrontEvent
 from schemas.types import Channel, Purpose
 
-# (locale, time zone, phone prefix, currency, first names) per market of the seed articles.
+# (locale, time zone, phone prefix, currency, first names, cities) per market of the seed articles.
 MARKETS = [
-    ("he", "Asia/Jerusalem", "+97250", "ILS", ["נועה", "איתי", "מאיה", "יוסי"]),
-    ("pl", "Europe/Warsaw", "+4860", "PLN", ["Zofia", "Łukasz", "Małgorzata", "Paweł"]),
-    ("nl", "Europe/Amsterdam", "+3161", "EUR", ["Sara", "Daan", "Emma", "Sem"]),
-    ("be", "Europe/Minsk", "+37529", "BYN", ["Алеся", "Янка", "Марыля", "Андрэй"]),
-    ("en", "America/New_York", "+1212555", "USD", ["Ana", "Liam", "Olivia", "Noah"]),
-    ("en", "Australia/Sydney", "+61412", "AUD", ["Chloe", "Jack", "Mia", "Oliver"]),
+    ("he", "Asia/Jerusalem", "+97250", "ILS", ["נועה", "איתי", "מאיה", "יוסי"],
+     ["Tel Aviv", "Jerusalem", "Haifa"]),
+    ("pl", "Europe/Warsaw", "+4860", "PLN", ["Zofia", "Łukasz", "Małgorzata", "Paweł"],
+     ["Warszawa", "Kraków", "Gdańsk"]),
+    ("nl", "Europe/Amsterdam", "+3161", "EUR", ["Sara", "Daan", "Emma", "Sem"],
+     ["Amsterdam", "Rotterdam", "Utrecht"]),
+    ("be", "Europe/Minsk", "+37529", "BYN", ["Алеся", "Янка", "Марыля", "Андрэй"],
+     ["Minsk", "Hrodna", "Brest"]),
+    ("en", "America/New_York", "+1212555", "USD", ["Ana", "Liam", "Olivia", "Noah"],
+     ["New York", "Boston", "Philadelphia"]),
+    ("en", "Australia/Sydney", "+61412", "AUD", ["Chloe", "Jack", "Mia", "Oliver"],
+     ["Sydney", "Canberra", "Newcastle"]),
 ]
 DOI_STORE = "demo-store-doi"  # deploy/stores/demo.yaml: double opt-in, one marketing message a day
 CARRIERS = ["DHL", "InPost", "PostNL", "UPS", "Israel Post", "Belpochta"]
@@ -57,13 +63,15 @@ def _uuid(rng: random.Random) -> str:
 
 
 def _profile(rng: random.Random, customer_id: str, store_id: str, now: dt.datetime) -> CustomerProfile:
-    locale, zone, prefix, _, names = MARKETS[rng.randrange(len(MARKETS))]
+    locale, zone, prefix, _, names, cities = MARKETS[rng.randrange(len(MARKETS))]
     phone = prefix + "".join(rng.choices("0123456789", k=12 - len(prefix) + 1))
     has_phone, has_email = rng.random() < 0.85, rng.random() < 0.8
     channels = [Channel.SMS, Channel.WHATSAPP, Channel.EMAIL]
     rng.shuffle(channels)
     return CustomerProfile(
         customer_id=customer_id, store_id=store_id, first_name=rng.choice(names), locale=locale, time_zone=zone,
+        # from the (random) id, not another draw: a seed keeps generating the same customers, events and all
+        city=cities[int(customer_id[-4:], 16) % len(cities)],
         phone=phone if has_phone else None,
         whatsapp=phone if has_phone and rng.random() < 0.6 else None,
         email=f"{customer_id[:8]}@example.com" if has_email else None,

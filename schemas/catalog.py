@@ -23,6 +23,7 @@ from schemas.messages import (
     SendLedgerEntry,
     TimerFired,
 )
+from schemas.products import CoPurchase
 from schemas.types import Channel, Purpose, Record
 
 DAY_MS = 24 * 3600 * 1000
@@ -58,6 +59,7 @@ JOURNEY_HANDOFFS = "journeys.handoffs"
 CAMPAIGN_LAUNCHES = "campaigns.launches"
 MESSAGE_INTENTS_BULK = "messages.intents.bulk"
 STOCK_UPDATES = "stock.updates"
+PRODUCT_COPURCHASES = "products.copurchases"
 
 
 def commands_topic(channel: Channel | str, purpose: Purpose | str = Purpose.TRANSACTIONAL) -> str:
@@ -89,6 +91,7 @@ _BASE: tuple[TopicSpec, ...] = (
     TopicSpec(CAMPAIGN_LAUNCHES, "campaign_id", CampaignLaunch, retention_ms=30 * DAY_MS),  # one per partition
     TopicSpec(MESSAGE_INTENTS_BULK, "customer_id", MessageIntent),  # campaigns: never ahead of order updates
     TopicSpec(STOCK_UPDATES, "sku", StorefrontEvent),  # restocks and subscriptions, re-keyed by SKU to meet
+    TopicSpec(PRODUCT_COPURCHASES, "store_id+sku", CoPurchase),  # each placed order, once per SKU: product affinity
     *(
         TopicSpec(ledger_topic(c), "message_id", SendLedgerEntry, compacted=True, retention_ms=30 * DAY_MS,
                   dead_letters=False)

@@ -7,6 +7,11 @@ Default framing is Avro *single-object encoding* (Avro spec, "Single object enco
 :class:`ConfluentFraming` (``00`` + 4-byte big-endian schema id) is the other framing, for clusters
 with a schema registry: whoever registers the schema passes its id in. There is no registry client
 here yet.
+
+A schema only ever gains optional fields (with a default). The earlier version of a changed schema is
+kept in ``avro/previous/`` and listed in :data:`PREVIOUS_SCHEMA_FILES`: a record that an earlier version
+wrote (its fingerprint names that version) is read with Avro schema resolution, the new field taking
+its default, so a compacted topic's old records still decode.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from schemas.messages import (
     SendLedgerEntry,
     TimerFired,
 )
+from schemas.products import CoPurchase
 from schemas.types import Record
 
 AVRO_DIR = Path(__file__).parent / "avro"
@@ -54,6 +60,13 @@ SCHEMA_FILES: dict[type[Record], str] = {
     ErasureRequest: "erasure_request.avsc",
     Handoff: "handoff.avsc",
     CampaignLaunch: "campaign_launch.avsc",
+    CoPurchase: "co_purchase.avsc",
+}
+
+# Earlier versions still found on topics (compacted ones keep records for ever), read by resolution.
+PREVIOUS_SCHEMA_FILES: dict[type[Record], tuple[str, ...]] = {
+    CustomerProfile: ("previous/customer_profile.1.avsc",),  # version 2 added ``city``
+    MessageOutcome: ("previous/message_outcome.1.avsc",),  # version 2 added the reason ``no_recommendation``
 }
 
 M = TypeVar("M", bound=Record)
@@ -82,6 +95,9 @@ class SingleObjectFraming:
         return data[len(self.header) :]
 
 
+_SINGLE_OBJECT_HEADER = 10  # C3 01 + an 8-byte fingerprint
+
+
 class ConfluentFraming:
     def __init__(self, schema_id: int) -> None:
         self.header = b"\x00" + schema_id.to_bytes(4, "big")
@@ -104,6 +120,11 @@ class AvroCodec(Generic[M]):
         self.schema = fastavro.parse_schema(self.schema_json)
         self.canonical_form = to_parsing_canonical_form(self.schema)
         self.framing: Framing = framing or SingleObjectFraming(self.canonical_form)
+        # single-object header -> the earlier schema version it names (a Confluent id names one schema only)
+        self.previous: dict[bytes, dict] = {}
+        for name in PREVIOUS_SCHEMA_FILES.get(model, ()) if framing is None else ():
+            older = fastavro.parse_schema(json.loads((AVRO_DIR / name).read_text(encoding="utf-8")))
+            self.previous[SingleObjectFraming(to_parsing_canonical_form(older)).header] = older
 
     def encode(self, record: M) -> bytes:
         buf = io.BytesIO()
@@ -117,9 +138,10 @@ class AvroCodec(Generic[M]):
     def decode(self, data: bytes | None) -> M:
         if not data:
             raise DecodeError(f"{self.model.__name__}: empty value")
-        body = self.framing.unframe(data)
+        writer = self.previous.get(data[:_SINGLE_OBJECT_HEADER]) if self.previous else None
+        body = data[_SINGLE_OBJECT_HEADER:] if writer is not None else self.framing.unframe(data)
         try:
-            raw = fastavro.schemaless_reader(io.BytesIO(body), self.schema, self.schema)
+            raw = fastavro.schemaless_reader(io.BytesIO(body), writer or self.schema, self.schema)
         except (EOFError, ValueError, TypeError, IndexError, UnicodeDecodeError, OverflowError) as exc:
             raise DecodeError(f"{self.model.__name__}: corrupt Avro body ({type(exc).__name__})") from exc
         try:

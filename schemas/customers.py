@@ -15,6 +15,7 @@ class CustomerProfile(Record):
     first_name: str | None = None
     locale: str = "en"
     time_zone: str | None = None
+    city: str | None = None  # as the shop has it ("Kraków"); campaign segments compare it without case or accents
     phone: str | None = Field(default=None, pattern=r"^\+[1-9]\d{6,14}$")
     whatsapp: str | None = Field(default=None, pattern=r"^\+[1-9]\d{6,14}$")
     email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -104,6 +104,7 @@ class OutcomeReason(StrEnum):
     QUIET_HOURS = "quiet_hours"  # why a send was scheduled, not a suppression
     OUT_OF_STOCK = "out_of_stock"  # a back-in-stock message whose SKU sold out again before it went
     HOLDOUT = "holdout"  # the customer is in an experiment's control group: nothing is sent
+    NO_RECOMMENDATION = "no_recommendation"  # a recommending step found no product to recommend
     OTHER = "other"
 
 

@@ -3,7 +3,7 @@
     storefront.events   ┐
     messages.outcomes   ├-run_journeys----->  messages.intents, journeys.handoffs      (table journeys: each
     messages.inbound    │                     customer's journey instances; waits fired by the timer)
-    messages.timers     ┘
+    messages.timers     ┘                     + products.copurchases: a placed order, once per SKU, with its other SKUs
     customers.profiles  --ingest_profiles-->  table profiles       (raw Avro bytes by customer_id)
     customers.consents  --ingest_consents-->  table consents       (folded consent state by customer_id)
                                               + a confirmation request where the store wants double opt-in
@@ -19,6 +19,8 @@
     stock.updates       --track_stock------>  restocks and back-in-stock requests re-keyed by SKU (table
                                               subscribers; global table stock); a restock fans out one
                                               customer-keyed back_in_stock event per subscriber
+    products.copurchases --count_copurchases-> global table affinity (by store and SKU: what was bought with it,
+                                              top partners; streams/affinity.py), read by run_journeys' cross-sell
     customers.erasures  --route_messages--->  every table forgets the customer; table erased keeps a keyed hash
 
 Every agent has ``concurrency=1`` (faust #606) and catches per message: a failure goes to
@@ -51,6 +53,7 @@ from schemas.catalog import (
     MESSAGE_INTENTS_BULK,
     MESSAGE_OUTCOMES,
     MESSAGE_TIMERS,
+    PRODUCT_COPURCHASES,
     STOCK_UPDATES,
     STOREFRONT_EVENTS,
     TopicNames,
@@ -68,13 +71,16 @@ from schemas.messages import (
     OutcomeReason,
     TimerFired,
 )
+from schemas.products import CoPurchase
 from schemas.types import Channel, Purpose
 from streams import (
+    affinity,
     campaigns,
     consent,
     double_opt_in,
     erasure,
     fallback,
+    faust_fixes,
     ids,
     policy,
     publish,
@@ -91,6 +97,8 @@ from streams.settings import Settings
 from streams.stores import StoreDirectory
 
 logger = logging.getLogger(__name__)
+
+faust_fixes.apply()
 
 Handler = Callable[[Message], Awaitable[None]]
 
@@ -132,6 +140,7 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
         key_serializer="raw",
         value_serializer="raw",
         producer_acks=-1,
+        producer_linger=settings.worker.producer_linger_ms / 1000,
         broker_session_timeout=settings.worker.session_timeout,
         broker_heartbeat_interval=min(3.0, settings.worker.session_timeout / 3),
         consumer_auto_offset_reset="earliest",
@@ -156,6 +165,7 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     bulk_topic = topic(MESSAGE_INTENTS_BULK)
     launches_topic = topic(CAMPAIGN_LAUNCHES)
     stock_topic = topic(STOCK_UPDATES)
+    copurchases_topic = topic(PRODUCT_COPURCHASES)
     def table(name: str, raw_values: bool = False) -> faust.Table:
         """Keys are customer ids (bytes); values JSON, or raw Avro. The types, not only the schema, must say
         so: faust recovers a changelog with the serializers it derives from key_type/value_type (json when
@@ -177,6 +187,9 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     subscribers = table("subscribers")  # by SKU key: customers waiting to hear it is back
     stock = app.GlobalTable(  # by SKU key: units in stock; on every worker, so a send can re-check it
         "stock", partitions=partitions, key_type=bytes, value_type=None,
+        schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"))
+    affinities = app.GlobalTable(  # by store and SKU: what was bought with it; on every worker, for any customer
+        "affinity", partitions=partitions, key_type=bytes, value_type=None,
         schema=faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json"))
 
     publisher = FaustPublisher(app)
@@ -207,7 +220,10 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
                                         (profile.phone or profile.whatsapp) if profile else None,
                                         stores(store_id).time_zone)
         return journey_engine.Context(journeys=journeys, now=now, zone=zone, coupon_secret=coupon_secret,
-                                      time_scale=settings.worker.journey_time_scale)
+                                      time_scale=settings.worker.journey_time_scale,
+                                      affinity_lookup=lambda sku: affinities.get(affinity.key(store_id, sku).encode()),
+                                      bought=frozenset((behaviour.get(key) or {}).get("skus", [])),
+                                      product_url=stores(store_id).product_url)
 
     async def apply_journeys(key: bytes, result: journey_engine.Result) -> None:
         """Publishes what the engine decided, then stores the state (a crash in between replays the input:
@@ -218,6 +234,8 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
         for intent in result.held_out:  # the experiment's control group: an outcome says so, nothing is sent
             await outcomes.write(publish.suppressed(intent, OutcomeReason.HOLDOUT,
                                                     "in the experiment's holdout group", clock.now()))
+        for skipped in result.suppressed:  # e.g. a cross-sell with nothing to recommend
+            await outcomes.write(publish.suppressed(skipped.intent, skipped.reason, skipped.detail, clock.now()))
         for handoff in result.handoffs:
             await publisher.publish(names(JOURNEY_HANDOFFS), key, encode(Handoff(
                 handoff_id=handoff.handoff_id, customer_id=handoff.customer_id, store_id=handoff.store_id,
@@ -250,6 +268,9 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
                 await outcomes.write(publish.suppressed(intent, OutcomeReason.ERASED,
                                                         "the customer's data was erased on request", now))
             return
+        for record in affinity.copurchases(event):  # an order placed: to the affinity table, once per SKU
+            await publisher.publish(names(PRODUCT_COPURCHASES), affinity.key(record.store_id, record.sku).encode(),
+                                    encode(record))
         summary = campaigns.remember(behaviour.get(message.key), event)
         if summary is not None:
             behaviour[message.key] = summary
@@ -554,6 +575,19 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     @app.agent(stock_topic, name="track_stock", concurrency=1)
     async def track_stock(stream: faust.StreamT) -> None:
         await guarded(stream, "track_stock", on_stock)
+
+    async def on_copurchase(message: Message) -> None:
+        record = codec_for(CoPurchase).decode(message.value)
+        if message.key != affinity.key(record.store_id, record.sku).encode():
+            raise KeyMismatchError("record key is not its store and SKU (products.copurchases is keyed so)")
+        before = affinities.get(message.key)
+        after = affinity.fold(before, record)
+        if after != before:  # a replayed order changes nothing
+            affinities[message.key] = after
+
+    @app.agent(copurchases_topic, name="count_copurchases", concurrency=1)
+    async def count_copurchases(stream: faust.StreamT) -> None:
+        await guarded(stream, "count_copurchases", on_copurchase)
 
     @app.agent(launches_topic, name="run_campaigns", concurrency=1)
     async def run_campaigns(stream: faust.StreamT) -> None:

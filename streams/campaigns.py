@@ -8,9 +8,15 @@ input: a million campaign intents queue there while order updates keep flowing o
 ``messages.intents`` (and the gateways drain the transactional lane first too).
 
 Segments read the customer's profile and a small behaviour summary the journeys agent keeps per
-customer (``behaviour`` table): last order, products bought (SKUs), abandoned carts. Consent, caps,
-quiet hours and expiry are not the segment's business: the policy applies them to every intent,
-with an outcome saying why when a customer is left out.
+customer (``behaviour`` table): last order, products bought (SKUs), abandoned carts. There is no
+product catalogue here, so "bought from a category" is a SKU prefix (``bought_sku_prefix: [SNK]``:
+the shop's SKUs must carry their category). ``cities`` compares the profile's city as
+:func:`streams.keywords.normalize` does keywords: case, accents and punctuation aside ("krakow",
+"KRAKÓW" and "Kraków" are one city; "Tel-Aviv" is "Tel Aviv"), but no transliteration ("Минск" is
+not "Minsk": list both when a store's profiles use both).
+
+Consent, caps, quiet hours and expiry are not the segment's business: the policy applies them to
+every intent, with an outcome saying why when a customer is left out.
 
 Behaviour state: ``{"orders": n, "last_order": epoch ms, "skus": [..], "carts": n, "last_cart": ms}``.
 """
@@ -18,6 +24,7 @@ Behaviour state: ``{"orders": n, "last_order": epoch ms, "skus": [..], "carts": 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -28,10 +35,12 @@ from schemas.messages import CampaignLaunch, MessageIntent
 from schemas.types import Channel, Purpose
 from streams import ids
 from streams.journeys.definitions import parse_duration
+from streams.keywords import normalize
 
 Behaviour = dict
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 MAX_SKUS = 50  # the behaviour summary keeps the most recent SKUs bought, not a purchase history
+_city = functools.lru_cache(maxsize=4096)(normalize)  # a campaign compares the same few names a million times
 
 
 def _ms(at: dt.datetime) -> int:
@@ -64,6 +73,7 @@ class Segment(BaseModel):
     locales: list[str] | None = Field(None, description="the profile's language, e.g. [pl, nl]")
     reachable_on: list[Channel] | None = Field(None, description="has a contact point on one of these")
     bought_sku_prefix: list[str] | None = Field(None, description="bought a SKU starting with one of these")
+    cities: list[str] | None = Field(None, description="lives in one of these, e.g. [Kraków, Gdańsk]")
     last_order_older_than: dt.timedelta | None = None
     ordered_within: dt.timedelta | None = None
     abandoned_cart_within: dt.timedelta | None = None
@@ -72,7 +82,16 @@ class Segment(BaseModel):
     @field_validator("last_order_older_than", "ordered_within", "abandoned_cart_within", mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
-        return None if value is None else parse_duration(value)
+        if value is None or (isinstance(value, str) and value.startswith("P")):
+            return value  # ISO 8601 ("P30D"): how a launch's segment_json holds it, read back by pydantic
+        return parse_duration(value)
+
+    @field_validator("cities")
+    @classmethod
+    def _names(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not all(_city(name) for name in value):
+            raise ValueError("a city needs a name (letters or digits)")
+        return value
 
     def selects(self, profile: CustomerProfile, behaviour: Behaviour | None, now: dt.datetime) -> bool:
         seen = behaviour or {}
@@ -80,6 +99,8 @@ class Segment(BaseModel):
         checks = [
             self.locales is None or profile.locale.split("-")[0].lower() in {x.lower() for x in self.locales},
             self.reachable_on is None or any(_reachable(profile, c) for c in self.reachable_on),
+            self.cities is None or (profile.city is not None
+                                    and _city(profile.city) in {_city(c) for c in self.cities}),
             self.bought_sku_prefix is None or any(s.startswith(p) for s in seen.get("skus", [])
                                                   for p in self.bought_sku_prefix),
             self.last_order_older_than is None or (last_order is not None

@@ -30,6 +30,10 @@ class WorkerSettings(BaseModel):
     receipt_timeouts: dict[str, float] = Field(
         default_factory=lambda: {"sms": 900.0, "whatsapp": 900.0},
         description="Seconds to wait for a delivery receipt per channel before falling back (e-mail has none).")
+    producer_linger_ms: int = Field(
+        5, ge=0, le=100, description="Milliseconds the worker's producer waits to batch records (0: a request per "
+                                     "record, which cost a quarter of the worker's CPU in the profile).")
+    uvloop: bool = Field(True, description="Run the worker on uvloop (false: the standard asyncio loop).")
     timer_interval: float = Field(5.0, gt=0, description="Seconds between scans for due timers (receipts, deferred sends).")
     session_timeout: float = Field(
         30.0, ge=6, description="Seconds before the group gives a silent worker's partitions to another; "

@@ -6,7 +6,9 @@ Pure: no Kafka, no Faust, no I/O, no wall clock. The replay runs the functions t
 * a profile is stored; a consent change is folded (``consent.fold``), pending where the store wants
   double opt-in (``double_opt_in``), and the confirmation request is decided like any intent;
 * a storefront event goes through ``engine.on_event``; its intents through ``policy.decide`` with the
-  customer's profile, consents, WhatsApp window, store rules and frequency-cap history;
+  customer's profile, consents, WhatsApp window, store rules and frequency-cap history; a placed
+  order is counted in the product-affinity state at once (``affinity.copurchases``, ``affinity.fold``),
+  so a cross-sell later in the file recommends what the file's customers bought together;
 * a send is assumed accepted by the gateway: it yields a ``sent`` outcome, the cap history records it
   (``policy.record_sent``) and ``fallback`` remembers it; nothing more comes unless the file scripts a
   receipt. A deferred send waits in the scheduler state (``scheduler.add``) and is decided again when
@@ -60,7 +62,19 @@ from schemas.customers import ConsentChange, ConsentState, CustomerProfile
 from schemas.events import StorefrontEvent
 from schemas.messages import InboundMessage, MessageIntent, MessageOutcome, OutcomeReason, OutcomeStatus
 from schemas.types import Channel, Purpose, Timestamp
-from streams import consent, double_opt_in, fallback, ids, policy, publish, quiet_hours, replies, scheduler
+from streams import (
+    affinity,
+    campaigns,
+    consent,
+    double_opt_in,
+    fallback,
+    ids,
+    policy,
+    publish,
+    quiet_hours,
+    replies,
+    scheduler,
+)
 from streams.clock import VirtualClock
 from streams.journeys import engine
 from streams.journeys.definitions import Journey, parse_duration
@@ -314,6 +328,8 @@ class _Replay:
         self.scheduled: dict[str, scheduler.Scheduled] = {}
         self.sent: dict[str, dict] = {}
         self.in_flight: dict[str, fallback.InFlight] = {}
+        self.behaviour: dict[str, campaigns.Behaviour] = {}
+        self.affinity: dict[str, affinity.Affinity] = {}  # by affinity.key(store, SKU), like the global table
         # What the topics would carry between agents at one instant, in order.
         self.bus: deque[tuple[str, Any]] = deque()
         self.queue: list[tuple[dt.datetime, int, int, str, Any]] = []
@@ -377,7 +393,10 @@ class _Replay:
 
     def context(self, customer: str, store_id: str) -> engine.Context:
         return engine.Context(journeys=self.journeys, now=self.now, zone=self.zone_of(customer, store_id),
-                              coupon_secret=self.coupon_secret)
+                              coupon_secret=self.coupon_secret,
+                              affinity_lookup=lambda sku: self.affinity.get(affinity.key(store_id, sku)),
+                              bought=frozenset((self.behaviour.get(customer) or {}).get("skus", [])),
+                              product_url=self.stores(store_id).product_url)
 
     def step_of(self, intent: MessageIntent) -> str | None:
         journey = self.journeys.get(intent.journey or "")
@@ -433,6 +452,12 @@ class _Replay:
         key = event.customer_id
         before = self.journey_state.get(key)
         result = engine.on_event(before, event, self.now, self.context(key, event.store_id))
+        for record in affinity.copurchases(event):  # count_copurchases, without the topic in between
+            where = affinity.key(record.store_id, record.sku)
+            self.affinity[where] = affinity.fold(self.affinity.get(where), record)
+        summary = campaigns.remember(self.behaviour.get(key), event)
+        if summary is not None:
+            self.behaviour[key] = summary
         self.apply_journeys(key, event.store_id, result, before, str(event.event_type))
 
     def on_reply(self, inbound: InboundMessage) -> None:
@@ -511,6 +536,10 @@ class _Replay:
                      note="in the experiment's holdout group")
             self.bus.append(("outcome", publish.suppressed(intent, OutcomeReason.HOLDOUT,
                                                            "in the experiment's holdout group", self.now)))
+        for skipped in result.suppressed:  # e.g. a cross-sell with nothing to recommend
+            self.row("message", key, "suppressed", skipped.intent.store_id, skipped.intent,
+                     reason=skipped.reason.value, note=skipped.detail)
+            self.bus.append(("outcome", publish.suppressed(skipped.intent, skipped.reason, skipped.detail, self.now)))
         for handoff in result.handoffs:
             self.bus.append(("row", dict(kind="journey", customer=key, decision="handoff", store_id=store_id,
                                          journey=handoff.journey, step=handoff.step)))

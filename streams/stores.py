@@ -19,6 +19,8 @@ Without a file every store gets :class:`StoreConfig`'s defaults. A file that doe
 the worker at start-up with the path of the bad key (``stores.shop-il.quiet_hours.start``), never at
 2 a.m.
 
+``product_url`` (e.g. ``https://shop.example/p/{sku}``) links a recommended product (the cross-sell).
+
 Quiet hours: the region's rule (``streams.quiet_hours.RULES_BY_REGION``, by the customer's phone
 country, else the store's ``country``) unless the store gives ``start``/``end`` of its own, which
 replace the daily window and keep the region's weekday, holiday and Shabbat rules.
@@ -136,6 +138,15 @@ class StoreConfig(_Strict):
     keywords: KeywordSettings = KeywordSettings()
     quiet_hours: QuietHoursSettings = QuietHoursSettings()
     frequency_caps: CapsSettings = CapsSettings()
+    product_url: str | None = Field(None, description="A product's page, {sku} replaced by its SKU: the link of a "
+                                                      "recommendation, e.g. https://shop.example/p/{sku}.")
+
+    @field_validator("product_url")
+    @classmethod
+    def _has_sku(cls, value: str | None) -> str | None:
+        if value is not None and "{sku}" not in value:
+            raise ValueError("must contain {sku}, e.g. https://shop.example/p/{sku}")
+        return value
 
     @field_validator("time_zone")
     @classmethod

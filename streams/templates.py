@@ -41,8 +41,17 @@ def _chat(text: str) -> dict[Channel, tuple[str | None, str]]:
     return {Channel.SMS: (None, text), Channel.WHATSAPP: (None, text)}
 
 
-# A coupon's value: "10%", or an amount ("5.00") followed by the step's ``currency`` variable when given.
-_VALUE = "{{ coupon_value }}" + _opt("currency", " {{ currency }}")
+# A coupon's value: "10%", or an amount ("5.00") followed by the step's ``currency`` variable when given
+# (never after a percentage: a step may give a currency for its minimum order alone).
+_VALUE = ("{{ coupon_value }}{% if currency is defined and currency and not coupon_value.endswith('%') %}"
+          " {{ currency }}{% endif %}")
+
+
+def _min_cart(text: str) -> str:
+    """``text`` only for a coupon with a minimum order, ``{M}`` in it being that amount ("50.00", and the
+    ``currency`` variable when given, as in a coupon's value). ``coupon_min_cart`` is set by the journey
+    engine from the coupon's ``min_cart_minor`` (a campaign may give it as a variable)."""
+    return _opt("coupon_min_cart", text.replace("{M}", "{{ coupon_min_cart }}" + _opt("currency", " {{ currency }}")))
 
 # template -> locale -> channel -> (subject or None, body)
 _SOURCES: dict[str, dict[str, dict[Channel, tuple[str | None, str]]]] = {
@@ -253,43 +262,53 @@ _SOURCES: dict[str, dict[str, dict[Channel, tuple[str | None, str]]]] = {
     # Reactivation (marketing): the Dutch SMS is the seed article's own example, with the issued code.
     "reactivation": {
         "en": {
-            Channel.SMS: (None, _HI["en"] + ", you can now get " + _VALUE + " off your next order with code "
+            Channel.SMS: (None, _HI["en"] + ", you can now get " + _VALUE + " off your next order"
+                          + _min_cart(" of {M} or more") + " with code "
                           "{{ coupon_code }}, valid until {{ coupon_expires }}." + _opt("shop_url", " Shop now: {{ shop_url }}")),
             Channel.EMAIL: (_VALUE + " off your next order",
-                            _HI["en"] + ",\n\nWe miss you! Get " + _VALUE + " off your next order with code "
+                            _HI["en"] + ",\n\nWe miss you! Get " + _VALUE + " off your next order"
+                            + _min_cart(" of {M} or more") + " with code "
                             "{{ coupon_code }}.\nThe code is valid until {{ coupon_expires }}."
                             + _opt("shop_url", "\nShop now: {{ shop_url }}") + "\n"),
         },
         "he": {
-            Channel.SMS: (None, _HI["he"] + ", קבלו " + _VALUE + " הנחה על הרכישה הבאה עם הקוד {{ coupon_code }}, "
+            Channel.SMS: (None, _HI["he"] + ", קבלו " + _VALUE + " הנחה על הרכישה הבאה" + _min_cart(" בסך {M} ומעלה")
+                          + " עם הקוד {{ coupon_code }}, "
                           "בתוקף עד {{ coupon_expires }}." + _opt("shop_url", " לקנייה: {{ shop_url }}")),
             Channel.EMAIL: (_VALUE + " הנחה על הרכישה הבאה",
-                            _HI["he"] + ",\n\nהתגעגענו! קבלו " + _VALUE + " הנחה על הרכישה הבאה עם הקוד {{ coupon_code }}.\n"
+                            _HI["he"] + ",\n\nהתגעגענו! קבלו " + _VALUE + " הנחה על הרכישה הבאה"
+                            + _min_cart(" בסך {M} ומעלה") + " עם הקוד {{ coupon_code }}.\n"
                             "הקוד בתוקף עד {{ coupon_expires }}." + _opt("shop_url", "\nלקנייה: {{ shop_url }}") + "\n"),
         },
         "nl": {
             Channel.SMS: (None, _HI["nl"] + ", je kunt nu " + _VALUE + " korting krijgen op je volgende aankoop met code "
-                          "{{ coupon_code }}. Je code is geldig tot {{ coupon_expires }}."
+                          "{{ coupon_code }}. Je code is geldig tot {{ coupon_expires }}"
+                          + _min_cart(" bij een besteding vanaf {M}") + "."
                           + _opt("shop_url", " Winkel nu: {{ shop_url }}")),
             Channel.EMAIL: (_VALUE + " korting op je volgende aankoop",
                             _HI["nl"] + ",\n\nJe kunt nu " + _VALUE + " korting krijgen op je volgende aankoop met code "
-                            "{{ coupon_code }}.\nJe code is geldig tot {{ coupon_expires }}."
+                            "{{ coupon_code }}.\nJe code is geldig tot {{ coupon_expires }}"
+                            + _min_cart(" bij een besteding vanaf {M}") + "."
                             + _opt("shop_url", "\nWinkel nu: {{ shop_url }}") + "\n"),
         },
         "pl": {
-            Channel.SMS: (None, _HI["pl"] + "! Odbierz " + _VALUE + " rabatu na kolejne zakupy z kodem {{ coupon_code }}, "
+            Channel.SMS: (None, _HI["pl"] + "! Odbierz " + _VALUE + " rabatu na kolejne zakupy" + _min_cart(" od {M}")
+                          + " z kodem {{ coupon_code }}, "
                           "ważnym do {{ coupon_expires }}." + _opt("shop_url", " Kupuj teraz: {{ shop_url }}")),
             Channel.EMAIL: (_VALUE + " rabatu na kolejne zakupy",
-                            _HI["pl"] + ",\n\nTęsknimy! Odbierz " + _VALUE + " rabatu na kolejne zakupy z kodem "
+                            _HI["pl"] + ",\n\nTęsknimy! Odbierz " + _VALUE + " rabatu na kolejne zakupy"
+                            + _min_cart(" od {M}") + " z kodem "
                             "{{ coupon_code }}.\nKod jest ważny do {{ coupon_expires }}."
                             + _opt("shop_url", "\nKupuj teraz: {{ shop_url }}") + "\n"),
         },
         "be": {
-            Channel.SMS: (None, _HI["be"] + "! Атрымайце зніжку " + _VALUE + " на наступную пакупку. "
+            Channel.SMS: (None, _HI["be"] + "! Атрымайце зніжку " + _VALUE + " на наступную пакупку"
+                          + _min_cart(" ад {M}") + ". "
                           "Выкарыстайце код: {{ coupon_code }} (дзейнічае да {{ coupon_expires }})."
                           + _opt("shop_url", " Купіць: {{ shop_url }}")),
             Channel.EMAIL: ("Зніжка " + _VALUE + " на наступную пакупку",
-                            _HI["be"] + ",\n\nМы сумуем! Атрымайце зніжку " + _VALUE + " на наступную пакупку.\n"
+                            _HI["be"] + ",\n\nМы сумуем! Атрымайце зніжку " + _VALUE + " на наступную пакупку"
+                            + _min_cart(" ад {M}") + ".\n"
                             "Выкарыстайце код: {{ coupon_code }} (дзейнічае да {{ coupon_expires }})."
                             + _opt("shop_url", "\nКупіць: {{ shop_url }}") + "\n"),
         },
@@ -300,19 +319,24 @@ _SOURCES: dict[str, dict[str, dict[Channel, tuple[str | None, str]]]] = {
               Channel.EMAIL: (subject, greeting + "\n\n" + gift + "\n")}
         for loc, (greeting, gift, subject) in {
             "en": (_HI["en"] + ", happy birthday!",
-                   "Here's a gift from us: " + _VALUE + " off with code {{ coupon_code }}, valid until {{ coupon_expires }}.",
+                   "Here's a gift from us: " + _VALUE + " off" + _min_cart(" orders of {M} or more")
+                   + " with code {{ coupon_code }}, valid until {{ coupon_expires }}.",
                    "Happy birthday! A gift for you inside"),
             "he": (_HI["he"] + ", מזל טוב ליום ההולדת!",
-                   "במתנה מאיתנו: " + _VALUE + " הנחה עם הקוד {{ coupon_code }}, בתוקף עד {{ coupon_expires }}.",
+                   "במתנה מאיתנו: " + _VALUE + " הנחה" + _min_cart(" בקנייה בסך {M} ומעלה")
+                   + " עם הקוד {{ coupon_code }}, בתוקף עד {{ coupon_expires }}.",
                    "מזל טוב ליום ההולדת! מתנה מחכה לך"),
             "nl": (_HI["nl"] + ", gefeliciteerd met je verjaardag!",
-                   "Als cadeau van ons: " + _VALUE + " korting met code {{ coupon_code }}, geldig tot {{ coupon_expires }}.",
+                   "Als cadeau van ons: " + _VALUE + " korting" + _min_cart(" bij een besteding vanaf {M}")
+                   + " met code {{ coupon_code }}, geldig tot {{ coupon_expires }}.",
                    "Gefeliciteerd met je verjaardag! Een cadeau voor jou"),
             "pl": (_HI["pl"] + "! Wszystkiego najlepszego z okazji urodzin!",
-                   "W prezencie od nas kod promocyjny {{ coupon_code }}: " + _VALUE + " rabatu, ważny do {{ coupon_expires }}.",
+                   "W prezencie od nas kod promocyjny {{ coupon_code }}: " + _VALUE + " rabatu"
+                   + _min_cart(" na zakupy od {M}") + ", ważny do {{ coupon_expires }}.",
                    "Wszystkiego najlepszego! Mamy dla Ciebie prezent"),
             "be": (_HI["be"] + "! Віншуем з днём нараджэння!",
-                   "У падарунак ад нас — зніжка " + _VALUE + " з кодам {{ coupon_code }}, дзейнічае да {{ coupon_expires }}.",
+                   "У падарунак ад нас — зніжка " + _VALUE + _min_cart(" на пакупку ад {M}")
+                   + " з кодам {{ coupon_code }}, дзейнічае да {{ coupon_expires }}.",
                    "Віншуем з днём нараджэння! Падарунак для вас"),
         }.items()
     },
@@ -341,23 +365,28 @@ _SOURCES: dict[str, dict[str, dict[Channel, tuple[str | None, str]]]] = {
     # becomes the issued code). No name: the approved template greets everyone alike.
     "whatsapp_welcome": {
         "en": {Channel.WHATSAPP: (None, "Hi there! 👋 Thanks for subscribing to our WhatsApp newsletter. As a token of "
-                                        "our appreciation, here is a " + _VALUE + " discount code for your next order: "
+                                        "our appreciation, here is a " + _VALUE + " discount code for your next order"
+                                        + _min_cart(" of {M} or more") + ": "
                                         "{{ coupon_code }} (valid until {{ coupon_expires }}). Enjoy exclusive updates, "
                                         "offers and more. If you ever have a question or need help, just message us.")},
         "he": {Channel.WHATSAPP: (None, "היי! 👋 תודה שהצטרפתם לניוזלטר שלנו ב-WhatsApp. כהוקרה, קבלו קוד הנחה של "
-                                        + _VALUE + " לרכישה הבאה: {{ coupon_code }} (בתוקף עד {{ coupon_expires }}). "
+                                        + _VALUE + " לרכישה הבאה" + _min_cart(" בסך {M} ומעלה")
+                                        + ": {{ coupon_code }} (בתוקף עד {{ coupon_expires }}). "
                                         "תהנו מעדכונים ומבצעים בלעדיים. לכל שאלה או עזרה, פשוט כתבו לנו כאן.")},
         "nl": {Channel.WHATSAPP: (None, "Hallo daar! 👋 Bedankt voor je inschrijving voor onze WhatsApp-nieuwsbrief. "
                                         "Als blijk van onze waardering ontvang je een kortingscode van " + _VALUE +
-                                        " voor je volgende aankoop: {{ coupon_code }} (geldig tot {{ coupon_expires }}). "
+                                        " voor je volgende aankoop" + _min_cart(" vanaf {M}")
+                                        + ": {{ coupon_code }} (geldig tot {{ coupon_expires }}). "
                                         "Geniet van exclusieve updates, aanbiedingen en meer. Als je ooit vragen hebt of "
                                         "hulp nodig hebt, neem dan gerust contact met ons op.")},
         "pl": {Channel.WHATSAPP: (None, "Cześć! 👋 Dziękujemy za zapisanie się do naszego newslettera na WhatsAppie. "
-                                        "W podziękowaniu masz kod rabatowy " + _VALUE + " na kolejne zakupy: "
+                                        "W podziękowaniu masz kod rabatowy " + _VALUE + " na kolejne zakupy"
+                                        + _min_cart(" od {M}") + ": "
                                         "{{ coupon_code }} (ważny do {{ coupon_expires }}). Czekają na Ciebie ekskluzywne "
                                         "nowości i oferty. Jeśli masz pytania lub potrzebujesz pomocy, po prostu napisz.")},
         "be": {Channel.WHATSAPP: (None, "Прывітанне! 👋 Дзякуем, што падпісаліся на нашу рассылку ў WhatsApp. У знак "
-                                        "удзячнасці — код на зніжку " + _VALUE + " на наступную пакупку: {{ coupon_code }} "
+                                        "удзячнасці — код на зніжку " + _VALUE + " на наступную пакупку"
+                                        + _min_cart(" ад {M}") + ": {{ coupon_code }} "
                                         "(дзейнічае да {{ coupon_expires }}). Чакайце эксклюзіўныя навіны і прапановы. "
                                         "Калі ў вас ёсць пытанні, проста напішыце нам.")},
     },
@@ -365,45 +394,53 @@ _SOURCES: dict[str, dict[str, dict[Channel, tuple[str | None, str]]]] = {
     # A campaign's flash sale; the Hebrew text is the seed article's own ("מבצע בזק! …").
     "flash_sale": {
         "en": {
-            Channel.SMS: (None, "Flash sale! {{ coupon_value }} off everything for 3 hours. Use code: {{ coupon_code }}"),
-            Channel.WHATSAPP: (None, _HI["en"] + "! Flash sale: {{ coupon_value }} off everything for 3 hours. "
-                               "Use code {{ coupon_code }}"),
+            Channel.SMS: (None, "Flash sale! {{ coupon_value }} off everything for 3 hours"
+                          + _min_cart(" on orders of {M} or more") + ". Use code: {{ coupon_code }}"),
+            Channel.WHATSAPP: (None, _HI["en"] + "! Flash sale: {{ coupon_value }} off everything for 3 hours"
+                               + _min_cart(" on orders of {M} or more") + ". Use code {{ coupon_code }}"),
             Channel.EMAIL: ("Flash sale: {{ coupon_value }} off for 3 hours",
-                            _HI["en"] + ",\n\nFor the next 3 hours everything is {{ coupon_value }} off.\n"
+                            _HI["en"] + ",\n\nFor the next 3 hours everything is {{ coupon_value }} off"
+                            + _min_cart(" on orders of {M} or more") + ".\n"
                             "Use code {{ coupon_code }} at checkout.\n"),
         },
         "he": {
-            Channel.SMS: (None, "מבצע בזק! {{ coupon_value }} הנחה על כל החנות למשך 3 שעות. השתמש בקוד: {{ coupon_code }}"),
-            Channel.WHATSAPP: (None, _HI["he"] + "! מבצע בזק: {{ coupon_value }} הנחה על כל החנות למשך 3 שעות. "
-                               "השתמש בקוד: {{ coupon_code }}"),
+            Channel.SMS: (None, "מבצע בזק! {{ coupon_value }} הנחה על כל החנות למשך 3 שעות"
+                          + _min_cart(" בקנייה בסך {M} ומעלה") + ". השתמש בקוד: {{ coupon_code }}"),
+            Channel.WHATSAPP: (None, _HI["he"] + "! מבצע בזק: {{ coupon_value }} הנחה על כל החנות למשך 3 שעות"
+                               + _min_cart(" בקנייה בסך {M} ומעלה") + ". השתמש בקוד: {{ coupon_code }}"),
             Channel.EMAIL: ("מבצע בזק: {{ coupon_value }} הנחה ל-3 שעות",
-                            _HI["he"] + ",\n\nמבצע בזק! {{ coupon_value }} הנחה על כל החנות למשך 3 שעות.\n"
+                            _HI["he"] + ",\n\nמבצע בזק! {{ coupon_value }} הנחה על כל החנות למשך 3 שעות"
+                            + _min_cart(" בקנייה בסך {M} ומעלה") + ".\n"
                             "השתמש בקוד: {{ coupon_code }}\n"),
         },
         "nl": {
-            Channel.SMS: (None, "Flash sale! {{ coupon_value }} korting op alles, 3 uur lang. Gebruik code: {{ coupon_code }}"),
-            Channel.WHATSAPP: (None, _HI["nl"] + "! Flash sale: {{ coupon_value }} korting op alles, 3 uur lang. "
-                               "Gebruik code {{ coupon_code }}"),
+            Channel.SMS: (None, "Flash sale! {{ coupon_value }} korting op alles, 3 uur lang"
+                          + _min_cart(" bij een besteding vanaf {M}") + ". Gebruik code: {{ coupon_code }}"),
+            Channel.WHATSAPP: (None, _HI["nl"] + "! Flash sale: {{ coupon_value }} korting op alles, 3 uur lang"
+                               + _min_cart(" bij een besteding vanaf {M}") + ". Gebruik code {{ coupon_code }}"),
             Channel.EMAIL: ("Flash sale: {{ coupon_value }} korting, 3 uur lang",
-                            _HI["nl"] + ",\n\nDe komende 3 uur krijg je {{ coupon_value }} korting op alles.\n"
+                            _HI["nl"] + ",\n\nDe komende 3 uur krijg je {{ coupon_value }} korting op alles"
+                            + _min_cart(" bij een besteding vanaf {M}") + ".\n"
                             "Gebruik code {{ coupon_code }} bij het afrekenen.\n"),
         },
         "pl": {
-            Channel.SMS: (None, "Błyskawiczna wyprzedaż! {{ coupon_value }} zniżki na wszystko przez 3 godziny. "
-                          "Kod: {{ coupon_code }}"),
+            Channel.SMS: (None, "Błyskawiczna wyprzedaż! {{ coupon_value }} zniżki na wszystko przez 3 godziny"
+                          + _min_cart(" przy zakupach od {M}") + ". Kod: {{ coupon_code }}"),
             Channel.WHATSAPP: (None, _HI["pl"] + "! Błyskawiczna wyprzedaż: {{ coupon_value }} zniżki na wszystko "
-                               "przez 3 godziny. Kod: {{ coupon_code }}"),
+                               "przez 3 godziny" + _min_cart(" przy zakupach od {M}") + ". Kod: {{ coupon_code }}"),
             Channel.EMAIL: ("Błyskawiczna wyprzedaż: {{ coupon_value }} zniżki przez 3 godziny",
-                            _HI["pl"] + ",\n\nPrzez najbliższe 3 godziny wszystko {{ coupon_value }} taniej.\n"
+                            _HI["pl"] + ",\n\nPrzez najbliższe 3 godziny wszystko {{ coupon_value }} taniej"
+                            + _min_cart(" przy zakupach od {M}") + ".\n"
                             "Użyj kodu {{ coupon_code }} przy zamówieniu.\n"),
         },
         "be": {
-            Channel.SMS: (None, "Маланкавы распродаж! Зніжка {{ coupon_value }} на ўсё на 3 гадзіны. "
-                          "Код: {{ coupon_code }}"),
-            Channel.WHATSAPP: (None, _HI["be"] + "! Маланкавы распродаж: зніжка {{ coupon_value }} на ўсё на 3 гадзіны. "
-                               "Код: {{ coupon_code }}"),
+            Channel.SMS: (None, "Маланкавы распродаж! Зніжка {{ coupon_value }} на ўсё на 3 гадзіны"
+                          + _min_cart(" пры пакупцы ад {M}") + ". Код: {{ coupon_code }}"),
+            Channel.WHATSAPP: (None, _HI["be"] + "! Маланкавы распродаж: зніжка {{ coupon_value }} на ўсё на 3 гадзіны"
+                               + _min_cart(" пры пакупцы ад {M}") + ". Код: {{ coupon_code }}"),
             Channel.EMAIL: ("Маланкавы распродаж: зніжка {{ coupon_value }} на 3 гадзіны",
-                            _HI["be"] + ",\n\nНаступныя 3 гадзіны на ўсё зніжка {{ coupon_value }}.\n"
+                            _HI["be"] + ",\n\nНаступныя 3 гадзіны на ўсё зніжка {{ coupon_value }}"
+                            + _min_cart(" пры пакупцы ад {M}") + ".\n"
                             "Выкарыстайце код {{ coupon_code }} пры афармленні.\n"),
         },
     },
@@ -488,6 +525,9 @@ DEFAULT_LOCALE = "en"
 
 # template -> (WhatsApp category, variables filling the approved template's {{1}}, {{2}} … in order).
 # Business-initiated WhatsApp messages go out as these approved templates (never error 131047).
+# A parameter list is fixed (Meta approved a text with that many placeholders), so an optional variable such as
+# a coupon's ``coupon_min_cart`` is never one: it shows in the free texts (SMS, e-mail, WhatsApp inside the
+# 24-hour window) only. A journey whose coupon has a minimum order should not rely on WhatsApp templates.
 _WHATSAPP: dict[str, tuple[str, tuple[str, ...]]] = {
     "back_in_stock": ("utility", ("first_name", "product_name", "product_url")),
     "flash_sale": ("marketing", ("first_name", "coupon_value", "coupon_code")),
@@ -608,7 +648,8 @@ SAMPLE_VARIABLES = {
     "order_url": "https://shop.example/o/1001", "cart_url": "https://shop.example/cart/1",
     "help_text": "Reply STOP to unsubscribe.", "products": "Sneakers, T-shirt", "sku": "SNK-42",
     "product_name": "Sneakers", "product_url": "https://shop.example/p/SNK-42", "coupon_code": "SB-7K2M9Q4X",
-    "coupon_value": "10%", "coupon_expires": "2026-12-31", "review_url": "https://shop.example/review/1001",
+    "coupon_value": "10%", "coupon_expires": "2026-12-31", "coupon_min_cart": "50.00",
+    "review_url": "https://shop.example/review/1001",
     "referral_url": "https://shop.example/r/ana", "signup_url": "https://shop.example/whatsapp",
     "recommendation": "Running socks", "recommendation_url": "https://shop.example/p/SOCK-1",
     "shop_url": "https://shop.example",

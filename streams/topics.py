@@ -19,7 +19,7 @@ from streams.settings import Settings
 
 # The worker's tables; each has a compacted changelog.
 TABLES = ("profiles", "consents", "conversations", "in_flight", "scheduled", "sent", "erased", "journeys",
-          "behaviour", "subscribers", "stock")
+          "behaviour", "subscribers", "stock", "affinity")
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,12 @@ Steps run in order; ``goto`` names a step id, ``next`` or ``end``. Kinds:
 
 * ``send``: a template (``streams.templates``) on ``channels`` (in the customer's preference order),
   with ``variables`` as defaults for those taken from the trigger event (the event's own values win),
-  an optional ``coupon`` and an optional ``expires_after``.
+  an optional ``coupon`` and an optional ``expires_after``. ``recommend: true`` fills ``recommendation``
+  from the product-affinity table when the step runs (see :mod:`streams.journeys.engine`). A coupon
+  (``{percent_off: 10 | amount_off_minor: 500, valid_for: 31d, min_cart_minor: 5000, prefix: SB}``)
+  gives the template ``coupon_code``, ``coupon_value`` ("10%", "5.00"), ``coupon_expires`` (the
+  customer's local date) and, for a minimum order, ``coupon_min_cart`` ("50.00"); the texts follow an
+  amount with the ``currency`` variable when there is one.
 * ``wait``: a duration (``90s``, ``4h``, ``3d``), or ``{at: "10:00"}`` (the next 10:00 in the
   customer's zone; at once if the step is reached on the day after 10:00 and ``same_day`` is set),
   or ``{for: 24h, until: [reply, outcome, <event type>]}`` — wake early when one of those comes (an
@@ -165,6 +170,8 @@ class Step(_Strict):
     coupon: Coupon | None = None
     expires_after: Duration | None = None
     requires_stock: bool = Field(False, description="send only while the event's SKU is in stock, checked at send time")
+    recommend: bool = Field(False, description="recommendation = what others bought with the event's products, looked "
+                                               "up when the step runs; none at all: suppressed no_recommendation")
     wait: WaitFor | None = None
     branch: list[Case] | None = None
     otherwise: Goto = "next"
@@ -188,6 +195,8 @@ class Step(_Strict):
                              f"(has {', '.join(kinds) or 'none'})")
         if self.send is not None and not self.channels:
             raise ValueError(f"step {self.id!r} sends but lists no channels")
+        if self.recommend and self.send is None:
+            raise ValueError(f"step {self.id!r}: recommend is for a send step")
         return self
 
     @property

@@ -3,7 +3,8 @@
 Pure: no Faust, no I/O, no clock of its own. The worker keeps the state in a table keyed by customer
 (``journeys``) and feeds it four kinds of input: storefront events, message outcomes, replies, and
 wake-ups (a wait that is due, fired through the scheduler's timer topic). Each call returns the new
-state and the actions to take: message intents to publish and hand-offs for the support team.
+state and the actions to take: message intents to publish, suppressions to report and hand-offs for
+the support team.
 ``switchboard simulate`` runs the same functions with a virtual clock.
 
 State::
@@ -11,7 +12,13 @@ State::
     {"active": {journey: instance}, "entered": {journey: epoch ms of the last entry}}
     instance = {"id", "journey", "store_id", "trigger_event_id", "entered_at", "at" (step index),
                 "wake_at" (ms or None), "wake_on" [..], "vars" {..}, "variant", "sent" {step: message id},
-                "status" {message id: best status}, "replies" {step: reply}, "events" [event types]}
+                "status" {message id: best status}, "replies" {step: reply}, "events" [event types],
+                "skus" [the trigger event's SKUs: what a recommendation is for]}
+
+A step with ``recommend: true`` takes its ``recommendation`` (name, ``recommendation_sku``,
+``recommendation_url``) from the product-affinity table (:mod:`streams.affinity`, through the
+context's lookup) at the moment it runs; else from the trigger event's or the step's
+``recommendation``; with neither, its message is suppressed ``no_recommendation``, never sent empty.
 
 Ids are deterministic: an instance is ``uuid5(trigger event, journey)`` and a message
 ``uuid5(trigger event, "journey:step")``, so a replay after a crash yields the same ids and the
@@ -26,9 +33,9 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from schemas.events import StorefrontEvent
-from schemas.messages import InboundMessage, MessageIntent, MessageOutcome, OutcomeStatus
+from schemas.messages import InboundMessage, MessageIntent, MessageOutcome, OutcomeReason, OutcomeStatus
 from schemas.types import Channel
-from streams import ids
+from streams import affinity, ids
 from streams.journeys import coupons, experiments
 from streams.journeys.definitions import Condition, Journey, Step
 from streams.keywords import normalize
@@ -68,6 +75,18 @@ class Context:
     zone: ZoneInfo = ZoneInfo("UTC")
     coupon_secret: bytes = b"dev-only-coupon-key"
     time_scale: float = 1.0  # waits are multiplied by this (tests and demos shorten them)
+    affinity_lookup: affinity.Lookup | None = None  # a SKU of the customer's store -> what was bought with it
+    bought: frozenset[str] = frozenset()  # SKUs the customer is known to have bought: never recommended
+    product_url: str | None = None  # the store's product page, "{sku}" replaced: a recommendation's link
+
+
+@dataclass(frozen=True)
+class Suppressed:
+    """A step's message the engine itself decided not to send (the worker writes its outcome)."""
+
+    intent: MessageIntent
+    reason: OutcomeReason
+    detail: str
 
 
 @dataclass
@@ -75,6 +94,7 @@ class Result:
     state: JourneyState
     intents: list[MessageIntent] = field(default_factory=list)
     held_out: list[MessageIntent] = field(default_factory=list)  # a holdout arm's sends: an outcome, no message
+    suppressed: list[Suppressed] = field(default_factory=list)  # e.g. nothing to recommend: an outcome, no message
     handoffs: list[Handoff] = field(default_factory=list)
     entered: list[str] = field(default_factory=list)
     exited: list[str] = field(default_factory=list)
@@ -111,6 +131,14 @@ def event_variables(event: StorefrontEvent) -> dict[str, str]:
     if event.sku:
         found["sku"] = event.sku
     return found
+
+
+def event_skus(event: StorefrontEvent) -> list[str]:
+    """The SKUs an event is about: its order's, else its cart's, else its own."""
+    items = event.order.items if event.order is not None and event.order.items else \
+        event.cart.items if event.cart is not None else []
+    skus = list(dict.fromkeys(item.sku for item in items))
+    return skus or ([event.sku] if event.sku else [])
 
 
 # --- inputs --------------------------------------------------------------------------------------
@@ -208,7 +236,8 @@ def _enter(journey: Journey, event: StorefrontEvent, ctx: Context) -> dict:
     return {"id": ids.message_id(event.event_id, journey.journey), "journey": journey.journey,
             "customer_id": event.customer_id, "store_id": event.store_id, "trigger_event_id": event.event_id,
             "entered_at": _ms(ctx.now), "at": 0, "wake_at": None, "wake_on": [], "vars": event_variables(event),
-            "variant": variant.name if variant else None, "sent": {}, "status": {}, "replies": {}, "events": []}
+            "variant": variant.name if variant else None, "sent": {}, "status": {}, "replies": {}, "events": [],
+            "skus": event_skus(event)}
 
 
 def _resume(instance: dict, journey: Journey, ctx: Context, received_at: dt.datetime, result: Result) -> None:
@@ -228,9 +257,14 @@ def _run(instance: dict, journey: Journey, ctx: Context, received_at: dt.datetim
         step = journey.steps[instance["at"]]
         match step.kind:
             case "send":
-                intent, holdout = _intent(instance, journey, step, ctx, received_at)
+                recommended = _recommendation(instance, step, ctx) if step.recommend else {}
+                intent, holdout = _intent(instance, journey, step, ctx, received_at, recommended or {})
                 instance["sent"] = {**instance["sent"], step.id: intent.message_id}
-                (result.held_out if holdout else result.intents).append(intent)  # a holdout walks on, unsent
+                if recommended is None:  # walks on like a holdout; the outcome says why nothing went
+                    result.suppressed.append(Suppressed(intent, OutcomeReason.NO_RECOMMENDATION,
+                                                        NOTHING_TO_RECOMMEND))
+                else:
+                    (result.held_out if holdout else result.intents).append(intent)  # a holdout walks on, unsent
                 instance["at"] += 1
             case "wait":
                 assert step.wait is not None
@@ -293,12 +327,31 @@ def _wake_time(step: Step, ctx: Context) -> dt.datetime | None:
     return tomorrow.astimezone(dt.timezone.utc)
 
 
-def _intent(instance: dict, journey: Journey, step: Step, ctx: Context,
-            received_at: dt.datetime) -> tuple[MessageIntent, bool]:
+NOTHING_TO_RECOMMEND = "nothing was bought together with the trigger's products, and no recommendation was given"
+_RECOMMENDED = ("recommendation", "recommendation_sku", "recommendation_url")
+
+
+def _recommendation(instance: dict, step: Step, ctx: Context) -> dict[str, str] | None:
+    """The recommendation variables: the affinity table's best product for the trigger's SKUs; else {} when the
+    event or the step gives a recommendation of its own (kept as it is); None when there is none at all."""
+    lookup = ctx.affinity_lookup
+    found = affinity.recommend(lookup, instance.get("skus", []), ctx.bought) if lookup is not None else None
+    if found is not None:
+        url = affinity.link(ctx.product_url, found.sku)
+        return {"recommendation": found.name, "recommendation_sku": found.sku} | ({"recommendation_url": url}
+                                                                                 if url else {})
+    given = instance["vars"].get("recommendation") or step.variables.get("recommendation")
+    return {} if given else None
+
+
+def _intent(instance: dict, journey: Journey, step: Step, ctx: Context, received_at: dt.datetime,
+            recommended: dict[str, str]) -> tuple[MessageIntent, bool]:
     assert step.send is not None
     variant = next((v for v in journey.variants if v.name == instance["variant"]), None)
     template = variant.templates.get(step.id, step.send) if variant else step.send
     variables = {**step.variables, **instance["vars"]}  # the step's are defaults: the event's own values win
+    if recommended:  # the table's product: the event's link (if any) was for another one
+        variables = {k: v for k, v in variables.items() if k not in _RECOMMENDED} | recommended
     coupon_code = None
     expires_at = ctx.now + step.expires_after if step.expires_after else None
     if step.coupon is not None:
@@ -307,6 +360,8 @@ def _intent(instance: dict, journey: Journey, step: Step, ctx: Context,
         coupon_code = issued.code
         variables |= {"coupon_code": issued.code, "coupon_value": issued.description,
                       "coupon_expires": issued.expires_at.astimezone(ctx.zone).date().isoformat()}
+        if issued.min_cart is not None:  # absent when any order will do: the texts then say nothing of it
+            variables["coupon_min_cart"] = issued.min_cart
         expires_at = min(expires_at, issued.expires_at) if expires_at else issued.expires_at
     intent = MessageIntent(
         message_id=message_id(instance["trigger_event_id"], journey.journey, step.id),

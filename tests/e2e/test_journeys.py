@@ -46,7 +46,7 @@ from schemas.types import Channel, Purpose
 from streams.journeys.engine import message_id
 from streams.settings import Settings
 from streams.topics import app_id
-from tests.support import ROOT, Child, env_of, http_ok, make_settings, wait_for_worker, wait_until
+from tests.support import ROOT, Child, env_of, http_ok, make_settings, wait_for_worker, wait_until, write_stores
 
 pytestmark = pytest.mark.e2e
 
@@ -66,6 +66,9 @@ def cli(settings: Settings, *args: str, stdin: str = "") -> subprocess.Completed
 @pytest.fixture(scope="module")
 def system(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     settings = make_settings(kafka_bootstrap, tmp_path_factory.mktemp("e2e-journeys"))
+    settings.worker.stores_file = write_stores(settings.worker.data_dir.parent, {"defaults": {  # make_settings' rules
+        "quiet_hours": {"enabled": False}, "frequency_caps": {"enabled": False},
+        "product_url": "https://shop.example/p/{sku}"}})  # + the cross-sell's product links
     settings.worker.journey_time_scale = TIME_SCALE
     settings.worker.timer_interval = 0.5
     logs: Path = settings.worker.data_dir.parent
@@ -300,6 +303,15 @@ REACT = Customer("react", phone="+447700900031", marketing=("sms",))
 NEWS_SMS = Customer("news-sms", phone="+31612100041", whatsapp="+31612100041", marketing=("sms", "whatsapp"))
 NEWS_WA = Customer("news-wa", phone="+31612100042", whatsapp="+31612100042", marketing=("whatsapp",))
 XSELL = Customer("xsell", email="xsell@example.com", marketing=("email",))
+XSELL_PEERS = [Customer(f"xsell-peer-{n}") for n in range(3)]  # their orders feed the product-affinity table
+
+
+def line(sku: str, name: str) -> dict:
+    return {"sku": sku, "name": name, "quantity": 1, "unit_price_minor": 4990}
+
+
+SNEAKERS, SOCKS, CAP = line("SNK-42", "Trail sneakers"), line("SOCK-1", "Merino running socks"), \
+    line("CAP-7", "Running cap")
 
 
 @dataclass(frozen=True)
@@ -326,10 +338,11 @@ def storefront(system: Settings) -> Storefront:
         REACT.customer_id: REACT.event("customer_inactive"),
         NEWS_SMS.customer_id: NEWS_SMS.event("customer_signup", attributes={"channel": "sms"}),
         NEWS_WA.customer_id: NEWS_WA.event("customer_signup", attributes={"channel": "whatsapp"}),
-        XSELL.customer_id: XSELL.event("order_shipped", order=order("XS-1", items=[
-            {"sku": "SNK-42", "name": "Trail sneakers", "quantity": 1, "unit_price_minor": 4990}]),
-            attributes={"recommendation": "Merino running socks",
-                        "recommendation_url": "https://shop.example/p/SOCK-1"}),
+        # Other customers bought the sneakers with socks twice, with a cap once: the cross-sell, three scaled days
+        # after XSELL's sneakers ship, recommends the socks (no recommendation on the event itself).
+        **{peer.customer_id: peer.event("order_placed", order=order(f"XP-{n}", items=[SNEAKERS, partner]))
+           for n, (peer, partner) in enumerate(zip(XSELL_PEERS, (SOCKS, SOCKS, CAP)))},
+        XSELL.customer_id: XSELL.event("order_shipped", order=order("XS-1", items=[SNEAKERS])),
         birthday_now.customer_id: birthday_now.event("birthday"),
         birthday_later.customer_id: birthday_later.event("birthday"),
     }
@@ -394,7 +407,7 @@ def test_reactivation_sends_an_sms_with_a_coupon_code_that_the_outcome_carries(
     sent = sent_outcome(system, mid, "sms")
     [sms] = eventually(lambda: sms_to(system, REACT.phone), bool, "the reactivation SMS")
     [code] = CODE.findall(sms["body"])
-    assert "10%" in sms["body"]
+    assert "10% off your next order of 50.00 EUR or more" in sms["body"]  # the coupon's minimum order
     assert (sent.journey, sent.coupon_code, sent.purpose) == ("reactivation", code, "marketing")
     delivered = wait_story(system, mid, reached("sms", "delivered"), "the reactivation SMS delivered")
     assert [o.status for o in delivered] == ["sent", "delivered"]
@@ -634,8 +647,11 @@ def test_cross_sell_sends_the_recommendation_three_scaled_days_after_shipping(
                        "the recommendation e-mail")
     assert "Merino running socks" in mails[0]["text"] and "Trail sneakers" in mails[0]["text"]
     assert "https://shop.example/p/SOCK-1" in mails[0]["text"]
-    # The shipping customers gave no marketing opt-in: their cross-sell is suppressed, never sent.
+    assert (intent.variables["recommendation"], intent.variables["recommendation_sku"]) == (
+        "Merino running socks", "SOCK-1")
+    # The shipping customers' orders list no products, so there is nothing to recommend: their cross-sell is
+    # suppressed with that reason (before consent is even asked), never sent with an empty recommendation.
     for customer in (SHIP_SMS, SHIP_EMAIL, SHIP_WA):
         other = message_id(storefront.events[customer.customer_id]["event_id"], "cross_sell", "recommend")
         [suppressed] = wait_story(system, other, lambda seen: bool(seen), f"{customer.customer_id}'s cross-sell")
-        assert (suppressed.status, suppressed.reason) == ("suppressed", "no_consent")
+        assert (suppressed.status, suppressed.reason) == ("suppressed", "no_recommendation")

@@ -31,7 +31,7 @@ from schemas.catalog import (
     dlq_topic,
     spec,
 )
-from schemas.codec import AVRO_DIR, SCHEMA_FILES, AvroCodec, codec_for, encode
+from schemas.codec import AVRO_DIR, PREVIOUS_SCHEMA_FILES, SCHEMA_FILES, AvroCodec, ConfluentFraming, codec_for, encode
 from schemas.customers import (
     ConsentChange,
     ConsentEvidence,
@@ -59,6 +59,7 @@ from schemas.messages import (
     SmsSegments,
     WhatsAppTemplateRef,
 )
+from schemas.products import CoPurchase, ProductRef
 from schemas.types import Channel, Purpose, Record
 from tests import factories as f
 
@@ -83,8 +84,8 @@ def storefront_event() -> StorefrontEvent:
 
 
 def customer_profile() -> CustomerProfile:
-    return f.profile("cust-1", first_name="Дзмітрый", locale="be", time_zone="Europe/Minsk", phone="+375291234567",
-                     whatsapp="+375291234568", email="dz@example.by",
+    return f.profile("cust-1", first_name="Дзмітрый", locale="be", time_zone="Europe/Minsk", city="Гродна",
+                     phone="+375291234567", whatsapp="+375291234568", email="dz@example.by",
                      channel_preferences=[Channel.WHATSAPP, Channel.SMS, Channel.EMAIL])
 
 
@@ -163,9 +164,15 @@ def campaign_launch() -> CampaignLaunch:
                           expires_at=LATER, launched_at=f.NOW)
 
 
+def co_purchase() -> CoPurchase:
+    return CoPurchase(order_id="1001", store_id="store-1", sku="SNK-42",
+                      partners=[ProductRef(sku="SCK-1", name="גרביים"), ProductRef(sku="CAP-7", name="Czapka ‘Zima’ 🧢")],
+                      occurred_at=f.NOW)
+
+
 EXAMPLES: list[Record] = [storefront_event(), customer_profile(), consent_change(), message_intent(), send_command(),
                           message_outcome(), inbound_message(), dead_letter(), send_ledger_entry(), timer_fired(),
-                          consent_snapshot(), erasure_request(), handoff(), campaign_launch()]
+                          consent_snapshot(), erasure_request(), handoff(), campaign_launch(), co_purchase()]
 BY_MODEL = {type(r): r for r in EXAMPLES}
 ids = [type(r).__name__ for r in EXAMPLES]
 
@@ -434,6 +441,37 @@ def test_the_outcome_enums_declare_other_as_their_default():
     assert "other" in fields["status"]["symbols"] and "other" in fields["reason"][1]["symbols"]
 
 
+def _written_with_the_first_profile_schema(profile: CustomerProfile) -> bytes:
+    """A profile as version 1 (no ``city``) wrote it: the compacted profiles topic keeps such records for ever."""
+    (name,) = PREVIOUS_SCHEMA_FILES[CustomerProfile]
+    old = fastavro.parse_schema(json.loads((AVRO_DIR / name).read_text(encoding="utf-8")))
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, old, {k: v for k, v in profile.model_dump().items() if k != "city"})
+    return b"\xc3\x01" + rabin(to_parsing_canonical_form(old).encode()).to_bytes(8, "little") + buf.getvalue()
+
+
+def test_a_profile_written_before_cities_existed_still_decodes_without_a_city():
+    data = _written_with_the_first_profile_schema(customer_profile())
+    assert data[:10] != encode(customer_profile())[:10]  # another fingerprint: the schema did change
+    assert codec_for(CustomerProfile).decode(data) == customer_profile().model_copy(update={"city": None})
+
+
+def test_the_previous_profile_schema_differs_from_the_current_only_by_the_optional_city():
+    (name,) = PREVIOUS_SCHEMA_FILES[CustomerProfile]
+    old = json.loads((AVRO_DIR / name).read_text(encoding="utf-8"))
+    new = codec_for(CustomerProfile).schema_json
+    added = [field for field in new["fields"] if field["name"] not in {g["name"] for g in old["fields"]}]
+    assert [(f_["name"], f_["type"], f_["default"]) for f_ in added] == [("city", ["null", "string"], None)]
+    assert [g for g in new["fields"] if g["name"] != "city"] == old["fields"]
+
+
+def test_a_codec_with_confluent_framing_reads_only_its_own_schema():
+    codec = AvroCodec(CustomerProfile, ConfluentFraming(7))
+    assert codec.decode(codec.encode(customer_profile())) == customer_profile()
+    with pytest.raises(DecodeError, match="Confluent"):
+        codec.decode(_written_with_the_first_profile_schema(customer_profile()))
+
+
 def test_codecs_are_shared_per_model_and_a_codec_can_be_built_directly():
     assert codec_for(MessageOutcome) is codec_for(MessageOutcome)
     assert AvroCodec(MessageOutcome).decode(encode(message_outcome())) == message_outcome()
@@ -450,8 +488,14 @@ def test_every_topic_name_is_unique():
 def test_every_topic_but_dead_letters_ledgers_and_campaign_launches_is_keyed_by_customer():
     for topic in CATALOG:
         if not topic.name.endswith((".dlq", ".ledger")) and topic.name not in ("campaigns.launches",
-                                                                                 "stock.updates"):
+                                                                                 "stock.updates",
+                                                                                 "products.copurchases"):
             assert topic.key == "customer_id", topic.name
+
+
+def test_co_purchases_are_keyed_by_store_and_sku():
+    (copurchases,) = [t for t in CATALOG if t.name == "products.copurchases"]
+    assert copurchases.key == "store_id+sku" and copurchases.model is CoPurchase and not copurchases.compacted
 
 
 def test_a_campaign_launch_is_keyed_by_campaign_and_written_to_every_partition_by_its_launcher():

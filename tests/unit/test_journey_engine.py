@@ -16,11 +16,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.events import Cart, EventType, Order, StorefrontEvent
-from schemas.messages import InboundMessage, MessageOutcome, OutcomeStatus
+from schemas.events import Cart, EventType, LineItem, Order, StorefrontEvent
+from schemas.messages import InboundMessage, MessageOutcome, OutcomeReason, OutcomeStatus
 from schemas.types import Channel
 from streams import ids
 from streams.clock import VirtualClock
+from streams.errors import ConfigurationError
 from streams.journeys import coupons, engine, experiments
 from streams.journeys.definitions import Coupon, Journey, Variant
 from streams.journeys.engine import (
@@ -513,6 +514,40 @@ def test_an_amount_coupon_describes_its_amount():
     assert coupons.issue(coupon, b"k", "c", "j", "s", T0).description == "5.00"
 
 
+@given(st.integers(min_value=0, max_value=10**15))
+@settings(max_examples=200, deadline=None)
+def test_amounts_are_shown_exactly_with_two_decimals(minor):
+    shown = coupons.amount(minor)
+    units, cents = shown.split(".")
+    assert len(cents) == 2 and int(units) * 100 + int(cents) == minor  # no float rounding, even for huge amounts
+
+
+MIN_CART_OFFER = journey("""
+    journey: offer
+    purpose: marketing
+    trigger: {event: customer_inactive}
+    steps:
+      - id: sms
+        send: reactivation
+        channels: [sms]
+        coupon: {percent_off: 10, valid_for: 31d, min_cart_minor: 4990}
+        variables: {currency: PLN}
+    """)
+
+
+def test_a_coupons_minimum_order_is_given_to_the_template_as_an_amount():
+    (intent,) = on_event(None, event(EventType.CUSTOMER_INACTIVE), T0, ctx(MIN_CART_OFFER)).intents
+    assert intent.variables["coupon_min_cart"] == "49.90" and intent.variables["currency"] == "PLN"
+    assert intent.variables["coupon_value"] == "10%"
+
+
+def test_a_coupon_without_a_minimum_order_gives_no_minimum_variable():
+    (intent,) = on_event(None, event(EventType.CUSTOMER_INACTIVE), T0, ctx(OFFER)).intents
+    assert "coupon_min_cart" not in intent.variables
+    assert coupons.issue(Coupon(percent_off=5, valid_for="1d", min_cart_minor=0), b"k", "c", "j", "s", T0).min_cart \
+        is None
+
+
 # --- step variables -------------------------------------------------------------------------------
 
 def test_step_variables_are_defaults_that_the_events_attributes_override():
@@ -613,3 +648,111 @@ def test_a_variant_can_send_another_template():
     templates = {on_event(None, event(EventType.ORDER_SHIPPED, customer=customer_in(arm, j)), T0,
                           ctx(j)).intents[0].template for arm in ("old", "new")}
     assert templates == {"shipping_update", "order_confirmation"}
+
+
+# --- recommendations (steps with recommend: true) ------------------------------------------------------
+
+XSELL = journey("""
+    journey: xsell
+    purpose: marketing
+    trigger: {event: order_shipped}
+    steps:
+      - {id: settle, wait: 3d}
+      - {id: recommend, send: cross_sell, channels: [email], recommend: true}
+      - {id: after, wait: {for: 1h, until: [outcome]}}
+      - id: check
+        branch:
+          - {when: {outcome: {step: recommend, status: [suppressed]}}, goto: end}
+        otherwise: next
+      - {id: thanks, send: order_confirmation, channels: [email]}
+    """)
+DAY = 24 * HOUR
+AFFINITY = {"SNK-42": {"partners": {"SOCK-1": {"n": 3, "name": "Merino running socks", "at": 1},
+                                    "CAP-7": {"n": 1, "name": "Running cap", "at": 2}}, "orders": ["1", "2", "3"]}}
+
+
+def shipped(*skus: str, **attributes: str) -> StorefrontEvent:
+    items = [LineItem(sku=s, name=f"name of {s}", quantity=1, unit_price_minor=100) for s in skus]
+    return StorefrontEvent(event_id="ev-ship", event_type=EventType.ORDER_SHIPPED, store_id="store-1",
+                           customer_id="cust-1", occurred_at=T0, attributes=attributes,
+                           order=Order(order_id="9", total_minor=100, currency="EUR", items=items))
+
+
+def recommend_after_three_days(event: StorefrontEvent, table: dict | None = AFFINITY, **kw) -> engine.Result:
+    first = on_event(None, event, T0, ctx(XSELL))
+    assert first.intents == [] and instance_of(first.state, "xsell")["skus"] == [i.sku for i in event.order.items]
+    lookup = table.get if table is not None else None
+    return on_wake(first.state, instance_of(first.state, "xsell")["id"],
+                   ctx(XSELL, T0 + 3 * DAY, affinity_lookup=lookup, **kw))
+
+
+def test_a_recommending_step_names_what_others_bought_with_the_order_and_links_it():
+    result = recommend_after_three_days(shipped("SNK-42"), product_url="https://shop.example/p/{sku}")
+    (intent,) = result.intents
+    assert (intent.variables["recommendation"], intent.variables["recommendation_sku"],
+            intent.variables["recommendation_url"]) == ("Merino running socks", "SOCK-1", "https://shop.example/p/SOCK-1")
+    assert intent.variables["products"] == "name of SNK-42" and result.suppressed == []
+
+
+def test_the_tables_recommendation_replaces_the_events_and_its_link():
+    result = recommend_after_three_days(shipped("SNK-42", recommendation="Old idea",
+                                                recommendation_url="https://shop.example/p/OLD"))
+    (intent,) = result.intents
+    assert intent.variables["recommendation"] == "Merino running socks"
+    assert "recommendation_url" not in intent.variables  # the store has no product_url: no link, not a wrong one
+
+
+def test_what_the_customer_already_bought_is_not_recommended():
+    bought = recommend_after_three_days(shipped("SNK-42"), bought=frozenset({"SOCK-1"}))
+    assert bought.intents[0].variables["recommendation"] == "Running cap"
+    in_the_order = recommend_after_three_days(shipped("SNK-42", "SOCK-1"))
+    assert in_the_order.intents[0].variables["recommendation"] == "Running cap"
+
+
+def test_without_the_table_the_events_recommendation_is_used():
+    for table in ({}, None):
+        result = recommend_after_three_days(shipped("MUG-3", recommendation="Tea", recommendation_url="https://t/1"),
+                                            table)
+        assert [(i.variables["recommendation"], i.variables["recommendation_url"]) for i in result.intents] == [
+            ("Tea", "https://t/1")]
+
+
+def test_with_nothing_to_recommend_the_message_is_suppressed_with_its_reason_and_the_journey_goes_on():
+    result = recommend_after_three_days(shipped("MUG-3"))
+    assert result.intents == [] and result.held_out == []
+    (skipped,) = result.suppressed
+    assert (skipped.reason, skipped.intent.message_id) == (
+        OutcomeReason.NO_RECOMMENDATION, message_id("ev-ship", "xsell", "recommend"))
+    assert "recommendation" not in skipped.intent.variables
+    inst = instance_of(result.state, "xsell")
+    assert inst["sent"]["recommend"] == skipped.intent.message_id  # its outcome reaches the branch below
+    ended = on_outcome(result.state, outcome(skipped.intent.message_id, OutcomeStatus.SUPPRESSED),
+                       ctx(XSELL, T0 + 3 * DAY))
+    assert ended.intents == [] and "xsell" in ended.exited
+
+
+def test_an_empty_recommendation_on_the_event_is_none():
+    assert recommend_after_three_days(shipped("MUG-3", recommendation=""), {}).suppressed != []
+
+
+def test_a_step_that_does_not_recommend_ignores_the_table():
+    plain = journey("""
+        journey: plain
+        purpose: marketing
+        trigger: {event: order_shipped}
+        steps:
+          - {id: recommend, send: cross_sell, channels: [email]}
+        """)
+    (intent,) = on_event(None, shipped("SNK-42"), T0, ctx(plain, affinity_lookup=AFFINITY.get)).intents
+    assert "recommendation" not in intent.variables  # the policy's render check decides, as before
+
+
+def test_recommend_belongs_on_a_send_step():
+    with pytest.raises(ConfigurationError, match="recommend is for a send step"):
+        journey("""
+            journey: bad
+            purpose: marketing
+            trigger: {event: order_shipped}
+            steps:
+              - {id: settle, wait: 1h, recommend: true}
+            """)

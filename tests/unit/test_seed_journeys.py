@@ -18,10 +18,11 @@ from schemas.messages import (
     InboundMessage,
     MessageIntent,
     MessageOutcome,
+    OutcomeReason,
     OutcomeStatus,
 )
 from schemas.types import Channel, Purpose
-from streams import ids, templates
+from streams import affinity, ids, templates
 from streams.clock import VirtualClock
 from streams.journeys import engine
 from streams.journeys.engine import (
@@ -55,23 +56,26 @@ class Customer:
     """One customer's journeys on a virtual clock: what they were sent, in order."""
 
     def __init__(self, *names: str, start: dt.datetime = T0, zone: ZoneInfo = ZoneInfo("UTC"),
-                 customer_id: str = "cust-1") -> None:
+                 customer_id: str = "cust-1", **context: object) -> None:
         self.journeys = {name: JOURNEYS[name] for name in names} if names else JOURNEYS
         self.clock, self.zone, self.customer_id = VirtualClock(start), zone, customer_id
         self.state: dict | None = None
         self.sent: list[MessageIntent] = []
         self.held_out: list[MessageIntent] = []
+        self.suppressed: list[engine.Suppressed] = []
+        self.context_extra = context  # e.g. the affinity lookup and the store's product_url
         self.handoffs: list[Handoff] = []
         self.exited: list[str] = []
         self.events: list[StorefrontEvent] = []
 
     def context(self) -> Context:
-        return Context(journeys=self.journeys, now=self.clock.now(), zone=self.zone)
+        return Context(journeys=self.journeys, now=self.clock.now(), zone=self.zone, **self.context_extra)
 
     def _apply(self, result: engine.Result) -> engine.Result:
         self.state = result.state
         self.sent += result.intents
         self.held_out += result.held_out
+        self.suppressed += result.suppressed
         self.handoffs += result.handoffs
         self.exited += result.exited
         return result
@@ -433,6 +437,8 @@ def test_reactivation_sends_an_sms_with_a_ten_percent_code_valid_31_days():
     body = render("reactivation", "nl", Channel.SMS, {"first_name": "Sara", **offer.variables}).body
     assert body.startswith(f"Hallo Sara, je kunt nu 10% korting krijgen op je volgende aankoop met code "
                            f"{offer.coupon_code}.")  # the Dutch seed's text, with the issued code
+    assert (offer.variables["coupon_min_cart"], offer.variables["currency"]) == ("50.00", "EUR")
+    assert "geldig tot" in body and body.endswith("bij een besteding vanaf 50.00 EUR.")  # the minimum order
 
 
 def test_the_reactivation_code_is_the_same_on_a_replay_and_differs_between_customers():
@@ -512,6 +518,41 @@ def test_a_shipped_order_brings_a_recommendation_three_days_later():
     renders_everywhere(recommend)
     body = render("cross_sell", "en", Channel.SMS, {"first_name": "Ana", **recommend.variables}).body
     assert "If you liked Sneakers, you'll like Running socks." in body and "SOCK-1" in body
+
+
+def test_the_cross_sell_recommends_what_other_customers_bought_with_the_order():
+    table: dict = {}
+    for n in range(3):  # other customers' orders: sneakers with socks, and once with a cap
+        others = [("SOCK-1", "Merino running socks"), ("CAP-7", "Running cap")][: 1 if n else 2]
+        event = StorefrontEvent(event_id=f"ev-o{n}", event_type=EventType.ORDER_PLACED, store_id="store-1",
+                                customer_id=f"other-{n}", occurred_at=T0, order=ORDER.model_copy(update={
+                                    "order_id": f"o{n}", "items": [*ORDER.items, *(
+                                        LineItem(sku=s, name=name, quantity=1, unit_price_minor=900)
+                                        for s, name in others)]}))
+        for record in affinity.copurchases(event):
+            where = affinity.key(record.store_id, record.sku)
+            table[where] = affinity.fold(table.get(where), record)
+    customer = Customer("cross_sell", affinity_lookup=lambda sku: table.get(affinity.key("store-1", sku)),
+                        product_url="https://shop.example/p/{sku}")
+    customer.event(EventType.ORDER_SHIPPED, event_id="ev-ship")  # the sneakers (ORDER), no recommendation given
+    customer.wait(3 * DAY)
+    (recommend,) = customer.sent
+    assert (recommend.variables["recommendation"], recommend.variables["recommendation_url"]) == (
+        "Merino running socks", "https://shop.example/p/SOCK-1")
+    renders_everywhere(recommend)
+    body = render("cross_sell", "en", Channel.EMAIL, {"first_name": "Ana", **recommend.variables}).body
+    assert "If you liked Sneakers, you'll like Merino running socks." in body
+    assert "Have a look: https://shop.example/p/SOCK-1" in body
+
+
+def test_a_cross_sell_with_nothing_to_recommend_is_suppressed_not_sent_empty():
+    customer = Customer("cross_sell", affinity_lookup=lambda sku: None)
+    customer.event(EventType.ORDER_SHIPPED, event_id="ev-ship")
+    customer.wait(3 * DAY)
+    assert customer.sent == [] and customer.active() == set()
+    (skipped,) = customer.suppressed
+    assert (skipped.reason, skipped.intent.message_id) == (
+        OutcomeReason.NO_RECOMMENDATION, message_id("ev-ship", "cross_sell", "recommend"))
 
 
 # --- the templates the journeys send ---------------------------------------------------------------

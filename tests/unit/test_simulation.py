@@ -202,6 +202,31 @@ def test_a_coupon_step_reports_its_code():
     assert sent.coupon_code in (sent.body or "")
 
 
+def basket(customer: str, order_id: str, *skus: str, kind: str = "order_placed", at: dt.datetime = T0) -> dict:
+    names = {"SNK-42": "Trail sneakers", "SOCK-1": "Merino running socks", "CAP-7": "Running cap"}
+    items = [{"sku": s, "name": names[s], "quantity": 1, "unit_price_minor": 100} for s in skus]
+    return {"type": "event", "at": iso(at), "event_id": f"ev-{kind}-{order_id}", "event_type": kind,
+            "customer_id": customer, "store_id": "store-1",
+            "order": {"order_id": order_id, "total_minor": 4900, "currency": "PLN", "items": items}}
+
+
+def test_a_cross_sell_recommends_what_the_files_other_customers_bought_together():
+    stores = StoreDirectory({"product_url": "https://shop.example/p/{sku}", "quiet_hours": {"enabled": False}})
+    others = [basket(f"o{n}", f"A{n}", "SNK-42", "SOCK-1") for n in range(2)] + [basket("o9", "B", "SNK-42", "CAP-7")]
+    shipped = basket("c1", "1001", "SNK-42", kind="order_shipped", at=T0 + HOUR)
+    rows = run(*ZOFIA, *others, shipped, names=("cross_sell",), stores=stores)
+    [sent] = [r for r in rows if r.kind == "message"]
+    assert (sent.at, sent.decision, sent.step, sent.channel) == (T0 + HOUR + 3 * DAY, "sent", "recommend", "sms")
+    assert "Merino running socks" in sent.body and "https://shop.example/p/SOCK-1" in sent.body
+
+
+def test_a_cross_sell_with_nothing_to_recommend_is_reported_suppressed():
+    shipped = basket("c1", "1001", "SNK-42", kind="order_shipped")
+    [row] = [r for r in run(*ZOFIA, shipped, names=("cross_sell",)) if r.kind == "message"]
+    assert (row.at, row.decision, row.reason, row.step) == (T0 + 3 * DAY, "suppressed", "no_recommendation",
+                                                            "recommend")
+
+
 # --- the horizon, determinism, the sample ------------------------------------------------------------
 
 def test_the_replay_stops_at_until_and_reports_what_is_still_waiting():

@@ -128,10 +128,16 @@ def test_merging_does_not_change_the_defaults_seen_by_other_stores():
     ({"double_opt_in_channels": ["pigeon"]}, "stores.shop-il.double_opt_in_channels.0"),
     ({"keywords": {"extra": {"unsubscribe": ["BYE"]}}}, "stores.shop-il.keywords.extra"),
     ({"keywords": {"removed": ["STOP"]}}, "stores.shop-il.keywords.removed"),
+    ({"product_url": "https://shop.example/p/"}, "stores.shop-il.product_url"),  # no {sku} to fill in
 ])
 def test_an_invalid_store_names_the_path_of_the_bad_key(own, path):
     message = invalid({"time_zone": "Europe/Warsaw"}, {"shop-nl": {}, "shop-il": own})
     assert f"{path}:" in message or f"{path}." in message, message
+
+
+def test_a_stores_product_url_links_a_recommended_product_and_is_optional():
+    stores = StoreDirectory({"product_url": "https://shop.example/p/{sku}"}, {"own": {"product_url": None}})
+    assert stores("any").product_url == "https://shop.example/p/{sku}" and stores("own").product_url is None
 
 
 def test_invalid_defaults_name_the_defaults_path():

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jinja2.exceptions import SecurityError
 
 from schemas.types import Channel
 from streams import templates
 from streams.errors import TemplateError, UnknownTemplateError
+from streams.journeys import coupons
 from streams.templates import render, resolve_locale, template_names
 
 LOCALES = ["en", "he", "nl", "pl", "be"]
@@ -124,3 +127,58 @@ def test_the_opt_in_confirmation_names_a_word_that_confirms_and_one_that_opts_ou
     words = render("optin_confirmation", locale, channel, {}).body.replace(".", " ").replace("!", " ").split()
     assert any(classify(w, awaiting_confirmation=True) == Keyword.CONFIRM for w in words)
     assert any(classify(w) == Keyword.OPT_OUT for w in words)
+
+
+# --- a coupon's minimum order (coupon_min_cart) ----------------------------------------------------------
+
+COUPON_TEMPLATES = ["reactivation", "birthday_greeting", "whatsapp_welcome", "flash_sale"]
+COUPON_TEXTS = [(name, locale, channel) for name in COUPON_TEMPLATES for locale in LOCALES
+                for channel in templates._COMPILED[name][locale]]
+# How each language says "on orders of at least {amount}" around the amount.
+AT_LEAST = {"en": "{} or more", "he": "בסך {} ומעלה", "nl": "vanaf {}", "pl": "od {}", "be": "ад {}"}
+
+
+def coupon_variables(**extra: str) -> dict[str, str]:
+    return {"first_name": "Ana", "coupon_code": "SB-7K2M9Q4X", "coupon_value": "10%", "coupon_expires": "2026-12-31",
+            **extra}
+
+
+@pytest.mark.parametrize("name, locale, channel", COUPON_TEXTS)
+def test_a_coupons_minimum_order_is_stated_with_its_currency_in_every_locale(name, locale, channel):
+    body = render(name, locale, channel, coupon_variables(coupon_min_cart="50.00", currency="EUR")).body
+    assert AT_LEAST[locale].format("50.00 EUR") in body
+    assert "10% EUR" not in body  # the currency follows amounts, never a percentage
+    assert "{{" not in body and "{%" not in body and "  " not in body
+
+
+@pytest.mark.parametrize("name, locale, channel", COUPON_TEXTS)
+def test_without_a_minimum_order_the_text_says_nothing_of_one(name, locale, channel):
+    without = render(name, locale, channel, coupon_variables(currency="EUR"))
+    assert render(name, locale, channel, coupon_variables(currency="EUR", coupon_min_cart="")) == without
+    with_minimum = render(name, locale, channel, coupon_variables(currency="EUR", coupon_min_cart="50.00"))
+    assert with_minimum.subject == without.subject  # the subject line stays short
+    assert len(with_minimum.body) > len(without.body) and "50.00" not in without.body
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_a_minimum_order_without_a_currency_is_the_bare_amount(locale):
+    body = render("reactivation", locale, Channel.SMS, coupon_variables(coupon_min_cart="120.00")).body
+    assert AT_LEAST[locale].format("120.00") in body
+
+
+@given(minor=st.integers(min_value=1, max_value=10**9), currency=st.sampled_from(["EUR", "PLN", "ILS", "BYN", ""]),
+       locale=st.sampled_from(LOCALES), name=st.sampled_from(COUPON_TEMPLATES))
+@settings(max_examples=150, deadline=None)
+def test_any_minimum_the_engine_issues_reads_back_from_every_text(minor, currency, locale, name):
+    shown = coupons.amount(minor)
+    for channel in templates._COMPILED[name][locale]:
+        body = render(name, locale, channel, coupon_variables(coupon_min_cart=shown, currency=currency)).body
+        assert AT_LEAST[locale].format(f"{shown} {currency}".strip()) in body
+
+
+@pytest.mark.parametrize("name", ["birthday_greeting", "whatsapp_welcome", "flash_sale"])
+def test_the_approved_whatsapp_templates_keep_their_fixed_parameters(name):
+    # Meta approved each text with a fixed number of placeholders: an optional minimum cannot be one of them.
+    plain = templates.whatsapp_template(name, "nl", coupon_variables())
+    assert templates.whatsapp_template(name, "nl", coupon_variables(coupon_min_cart="50.00")) == plain
+    assert "coupon_min_cart" not in templates._WHATSAPP[name][1]
