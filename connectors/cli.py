@@ -50,6 +50,10 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.app import create_app
 
     logger.info("worker settings: %s", settings.redacted())  # secrets masked; the only form ever logged
+    if settings.worker.uvloop:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # before the app: mode takes the policy's loop
     app = create_app(settings)
     sys.argv = [sys.argv[0], "worker", "--loglevel", args.loglevel]
     app.main()

@@ -91,6 +91,11 @@ class Metrics:
             "switchboard_preference_requests_total", "Preference-centre page views and saves, by result.",
             ["action", "result"], registry=registry,
         )
+        self.kafka_write_retries = Counter(
+            "switchboard_kafka_write_retries_total",
+            "A gateway's Kafka write retried after a retriable broker error (no leader, timeout, connection).",
+            ["topic_kind"], registry=registry,
+        )
         self.preference_changes = Counter(
             "switchboard_preference_changes_total", "Records the preference centre published, by kind.", ["kind"],
             registry=registry,

@@ -12,9 +12,10 @@ cleanly (SIGTERM, ``kafka.sh stop``) and started again on the same data at once,
 without a broker on a 2-core machine, longer than the worker's 6 s session. No process is restarted by
 the scenario.
 
-A second case leaves the broker down :data:`LONG_OUTAGE` seconds longer. It is expected to fail (a
-strict xfail) for a product bug, kept here until it is fixed: every gateway exits with
-``LeaderNotAvailableError`` once a write of its own has waited 40 s for a partition leader.
+A second case leaves the broker down :data:`LONG_OUTAGE` seconds longer, beyond aiokafka's 40 s request
+timeout. It guards a bug fixed here: every gateway used to exit with ``LeaderNotAvailableError`` once a
+write of its own had waited 40 s for a partition leader; the gateways' publisher now retries a retriable
+broker error with backoff for as long as the outage lasts (``connectors/gateways/kafka_io.py``).
 
 Asserted, as counts: every process is still running at the end; every message id the events must lead to
 has a command or a suppression (none lost); every command has a gateway's verdict (sent, ambiguous,
@@ -66,10 +67,6 @@ def test_the_pipeline_resumes_by_itself_after_the_broker_is_restarted(tmp_path) 
 
 
 @pytest.mark.timeout(1200)
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: a gateway exits when a Kafka write (its ledger, an outcome) has had no partition leader for "
-    "aiokafka's request_timeout_ms (40 s): LeaderNotAvailableError escapes AiokafkaPublisher.append "
-    "(connectors/gateways/kafka_io.py) and ends run_gateway, instead of waiting for the broker"))
 def test_the_pipeline_resumes_by_itself_after_a_long_broker_outage(tmp_path) -> None:
     outage(tmp_path, LONG_OUTAGE, f"Scenario 3b — broker down {LONG_OUTAGE:.0f} s more than a restart, mid-run")
 

@@ -13,16 +13,18 @@ Asserted, exactly: the scaled run's decisions, as a set of (message id, command 
 reason), are the reference's; none is lost; and no message id has more than one decision record
 (command, suppression or schedule) in the scaled run.
 
-The last one fails today, for a product bug inherited from faust, and the test reports it as an expected
-failure (strict: it fails once the duplicates are gone, so the branch gets removed). At every rebalance
-(eager protocol: every partition is revoked), faust's ``Consumer.on_partitions_revoked`` first forgets
-the acknowledged offsets of the revoked partitions (``_acked``, ``_committed_offset``...) and only then
-runs the app's revoke handler, whose ``wait_empty()`` commit therefore has nothing to commit for them;
-its commit is also skipped when a timer commit is in flight. What the worker handled since its last
-timer commit (every 2.8 s, longer under load) is handled again by the partition's next owner: the same
-decisions (the set equality holds), written twice. The gateways' ledgers keep a second send from
-happening, and outcome ids are deterministic, so consumers de-duplicate; but every scale-out, scale-in
-or deploy re-does seconds of work. faust-streaming issue #502 reports the symptom.
+The last one guards a bug inherited from faust and fixed in ``streams/faust_fixes.py``. At every
+rebalance (eager protocol: every partition is revoked), faust's ``Consumer.on_partitions_revoked`` first
+forgot the acknowledged offsets of the revoked partitions and only then ran the app's revoke handler, whose
+commit therefore had nothing to commit for them (faust-streaming #502): what the worker had handled since
+its last timer commit (every 2.8 s, longer under load) was handled again by the partition's next owner,
+602 to 1,915 message ids decided twice in this scenario. With the fix the revoke handler commits first.
+
+A few ids may still be decided twice (13 in the first run with the fix). Not diagnosed; the likely cause
+is faust's shutdown path: a worker stopped with SIGTERM skips the revoke handler's wait for its agents
+(``App._on_partitions_revoked`` returns early when the app is stopping), so what it had in hand is read
+again by the next owner. They are printed, and the test is then an expected failure, not a pass; a
+rebalance that re-decides more than :data:`RESIDUAL` ids fails it.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
 EVENTS = 12_000
 PARTITIONS = 6
+RESIDUAL = 50  # ids decided twice that a scale-out and a scale-in may leave (about one message per partition
+# and rebalance, the message in hand at a SIGTERM); the bug fixed in streams/faust_fixes.py left 602-1,915
 
 
 def _events_counted(settings: Settings) -> float:
@@ -136,10 +140,9 @@ def test_scaling_out_and_in_under_load_changes_no_decision(kafka_bootstrap, tmp_
     assert expected - reference.decided() == set()
     assert only_reference == set() and only_scaled == set()
     assert expected - scaled.decided() == set()
-    # The one known failure, kept strict by hand so the assertions above stay hard ones: a product bug
-    # (faust's, inherited) that re-processes what was handled since the last commit at every rebalance.
+    assert len(duplicated) <= RESIDUAL, (
+        f"{len(duplicated)} message ids decided twice: a rebalance re-decides work since the last commit again "
+        f"(faust-streaming #502; see streams/faust_fixes.py)")
     if duplicated:
-        pytest.xfail(f"known product bug: {len(duplicated)} message ids decided twice; faust's "
-                     f"Consumer.on_partitions_revoked forgets the revoked partitions' acknowledged offsets before "
-                     f"the app's commit on revoke runs (faust-streaming #502), see this module's docstring")
-    pytest.fail("no duplicates any more: the rebalance bug is fixed; remove the xfail branch above")
+        pytest.xfail(f"{len(duplicated)} message ids decided twice (within the residual {RESIDUAL}): not "
+                     f"diagnosed, see the module's docstring; the gateways' ledgers keep them from being sent twice")
