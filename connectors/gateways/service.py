@@ -11,7 +11,7 @@ from aiohttp import web
 
 from connectors.gateways.gateway import Gateway, Sender
 from connectors.gateways.http import create_http_app
-from connectors.gateways.kafka_io import AiokafkaPublisher, make_producer
+from connectors.gateways.kafka_io import AiokafkaPublisher
 from connectors.gateways.ledger import SendLedger
 from connectors.gateways.email import EmailSender
 from connectors.gateways.inbound import Contacts, InboundWriter
@@ -70,9 +70,8 @@ async def run_gateway(channel: Channel | str, settings: Settings, stop: asyncio.
     channel = Channel(channel)
     stop = stop or _stop_on_signals()
     clock, metrics = clock or WallClock(), metrics or default_metrics()
-    producer = make_producer(settings.kafka.bootstrap_servers, f"switchboard-gateway-{channel.value}")
-    await producer.start()
-    publisher = AiokafkaPublisher(producer)
+    publisher = await AiokafkaPublisher.started(settings.kafka.bootstrap_servers,
+                                                f"switchboard-gateway-{channel.value}", metrics)
     outcomes = OutcomeWriter(publisher, TopicNames(settings.kafka.topic_prefix), metrics)
     names = TopicNames(settings.kafka.topic_prefix)
     config = getattr(settings, channel.value)
@@ -86,7 +85,7 @@ async def run_gateway(channel: Channel | str, settings: Settings, stop: asyncio.
         await Gateway(channel, settings.kafka, config, sender, ledger, publisher, clock, metrics).run(stop)
     finally:
         await http.cleanup()
-        await producer.stop()
+        await publisher.stop()
         await sender.aclose()
         logger.info("%s gateway stopped", channel.value)
 

@@ -14,7 +14,7 @@ import signal
 from aiohttp import web
 
 from connectors.gateways.http import create_http_app
-from connectors.gateways.kafka_io import AiokafkaPublisher, make_producer
+from connectors.gateways.kafka_io import AiokafkaPublisher
 from connectors.preferences.state import CustomerDirectory
 from connectors.preferences.web import PreferenceCentre
 from schemas.catalog import CONSENT_STATE, CUSTOMER_PROFILES, TopicNames
@@ -36,13 +36,11 @@ async def run_preferences(settings: Settings, stop: asyncio.Event | None = None,
         logger.warning("preference links are signed with the development secret: "
                        "set SWITCHBOARD_PREFERENCES__SECRET in production")
     names = TopicNames(kafka.topic_prefix)
-    producer = make_producer(kafka.bootstrap_servers, "switchboard-preferences")
-    await producer.start()
+    publisher = await AiokafkaPublisher.started(kafka.bootstrap_servers, "switchboard-preferences", metrics)
     consumers = []
     follower: asyncio.Task | None = None
     http: web.AppRunner | None = None
     try:
-        publisher = AiokafkaPublisher(producer)
         directory = CustomerDirectory(names(CUSTOMER_PROFILES), names(CONSENT_STATE))
         consumers = await directory.restore(kafka.bootstrap_servers, publisher.partitions_for)
         follower = asyncio.create_task(directory.follow(consumers), name="preferences-follower")
@@ -64,7 +62,7 @@ async def run_preferences(settings: Settings, stop: asyncio.Event | None = None,
         if http is not None:
             await http.cleanup()
         await asyncio.gather(*(c.stop() for c in consumers), return_exceptions=True)
-        await producer.stop()
+        await publisher.stop()
         logger.info("preference centre stopped")
 
 
