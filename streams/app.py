@@ -102,6 +102,8 @@ faust_fixes.apply()
 
 Handler = Callable[[Message], Awaitable[None]]
 
+SCAN_SLICE = 256  # table keys the due-timer scan reads between two turns of the event loop
+
 
 class FaustPublisher:
     """Publishes raw bytes through the app's producer (flushed before every offset commit)."""
@@ -478,13 +480,16 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
         now = clock.now()
         timeouts = settings.worker.receipt_timeouts
         try:
-            for key, waiting in list(scheduled.items()):
+            for n, (key, waiting) in enumerate(list(scheduled.items())):
+                await _let_agents_run(n)
                 for message_id, due_at in scheduler.due(waiting, now):
                     await fire(key, message_id, SCHEDULED_SEND, due_at, now)
-            for key, state in list(journey_state.items()):
+            for n, (key, state) in enumerate(list(journey_state.items())):
+                await _let_agents_run(n)
                 for instance_id, due_at in journey_engine.due(state, now):
                     await fire(key, instance_id, JOURNEY_WAKE, due_at, now)
-            for key, state in list(in_flight.items()):
+            for n, (key, state) in enumerate(list(in_flight.items())):
+                await _let_agents_run(n)
                 for message_id, channel, due_at in fallback.due_timeouts(state, now, timeouts):
                     await fire(key, message_id, RECEIPT_TIMEOUT, due_at, now, channel)
         except Exception as exc:  # noqa: BLE001 - a timer that raises stops for good; the next tick tries again
@@ -492,6 +497,12 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
             logger.error("scanning for due timers failed: %s", type(exc).__name__)
         if len(fired_already) > 100_000:
             fired_already.clear()  # acted-on entries are gone from their tables, so no re-fire follows
+
+    async def _let_agents_run(scanned: int) -> None:
+        """The scan reads every waiting entry (tens of thousands under load): every SCAN_SLICE keys it hands the
+        loop to the agents, so a scan costs CPU but never stalls the events in flight."""
+        if scanned and scanned % SCAN_SLICE == 0:
+            await asyncio.sleep(0)
 
     async def fire(key: bytes, message_id: str, kind: str, due_at: dt.datetime, now: dt.datetime,
                    channel: Channel | None = None) -> None:
