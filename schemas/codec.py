@@ -67,6 +67,7 @@ SCHEMA_FILES: dict[type[Record], str] = {
 PREVIOUS_SCHEMA_FILES: dict[type[Record], tuple[str, ...]] = {
     CustomerProfile: ("previous/customer_profile.1.avsc",),  # version 2 added ``city``
     MessageOutcome: ("previous/message_outcome.1.avsc",),  # version 2 added the reason ``no_recommendation``
+    SendLedgerEntry: ("previous/send_ledger_entry.1.avsc",),  # version 2 added journey, variant, coupon_code
 }
 
 M = TypeVar("M", bound=Record)

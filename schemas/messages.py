@@ -186,6 +186,9 @@ class SendLedgerEntry(Record):
     error_code: str | None = None
     receipt_status: str | None = None
     consent_position: int | None = None
+    journey: str | None = None
+    variant: str | None = None
+    coupon_code: str | None = None
     updated_at: Timestamp
 
 

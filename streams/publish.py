@@ -15,7 +15,7 @@ from schemas.codec import encode
 from schemas.dead_letter import DeadLetter
 from schemas.errors import SchemaError
 from schemas.types import Channel
-from schemas.messages import MessageIntent, MessageOutcome, OutcomeReason, OutcomeStatus, SendCommand
+from schemas.messages import MessageIntent, MessageOutcome, OutcomeReason, OutcomeStatus, SendCommand, SendLedgerEntry
 from streams.errors import SwitchboardError
 from streams.ids import outcome_id
 from streams.logs import coordinates
@@ -44,7 +44,7 @@ def _for_intent(intent: MessageIntent, status: OutcomeStatus, reason: OutcomeRea
         purpose=intent.purpose,
         trigger_event_id=intent.trigger_event_id,
         occurred_at=now,
-        **_journey_fields(intent),
+        **journey_fields(intent),
         **extra,
     )
 
@@ -59,7 +59,7 @@ def scheduled(intent: MessageIntent, until: dt.datetime, reason: OutcomeReason, 
     return _for_intent(intent, OutcomeStatus.SCHEDULED, reason, detail, now, until.isoformat(), scheduled_for=until)
 
 
-def _journey_fields(source: MessageIntent | SendCommand) -> dict[str, str | None]:
+def journey_fields(source: MessageIntent | SendCommand) -> dict[str, str | None]:
     """Journey, A/B arm and coupon travel from the intent to the command to every outcome."""
     return {"journey": source.journey, "variant": source.variant, "coupon_code": source.coupon_code}
 
@@ -95,7 +95,7 @@ def for_command(
         currency=command.currency or (sms.currency if sms else None),
         trigger_event_id=command.trigger_event_id,
         occurred_at=now,
-        **_journey_fields(command),
+        **journey_fields(command),
     )
 
 
@@ -114,8 +114,10 @@ def for_receipt(
     provider_message_id: str,
     error_code: str | None,
     now: dt.datetime,
+    tags: SendLedgerEntry | None = None,
 ) -> MessageOutcome:
-    """An outcome reported by a provider's delivery receipt."""
+    """An outcome reported by a provider's delivery receipt; ``tags``, the message's ledger entry, gives it the
+    command's journey, A/B arm and coupon."""
     return MessageOutcome(
         outcome_id=outcome_id(message_id, status),
         message_id=message_id,
@@ -128,6 +130,7 @@ def for_receipt(
         provider_message_id=provider_message_id,
         error_code=error_code,
         occurred_at=now,
+        **({"journey": tags.journey, "variant": tags.variant, "coupon_code": tags.coupon_code} if tags else {}),
     )
 
 

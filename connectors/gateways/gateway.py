@@ -57,7 +57,7 @@ from schemas.messages import LedgerState, OutcomeReason, OutcomeStatus, SendComm
 from schemas.types import Channel, Purpose
 from streams.clock import Clock
 from streams.metrics import Metrics
-from streams.publish import DeadLetterWriter, OutcomeWriter, for_command
+from streams.publish import DeadLetterWriter, OutcomeWriter, for_command, journey_fields
 from streams.settings import GatewaySettings, KafkaSettings
 
 logger = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ class Gateway:
                 return
             attempt += 1
             await self.ledger.record(command.message_id, LedgerState.ATTEMPTING, self._clock.now(),
-                                     consent_position=position)
+                                     consent_position=position, journey_fields=journey_fields(command))
             started = time.perf_counter()
             try:
                 receipt = await self._sender.send(command)

@@ -76,16 +76,21 @@ class SendLedger:
 
     async def record(self, message_id: str, state: LedgerState, now: dt.datetime,
                      provider_message_id: str | None = None, error_code: str | None = None,
-                     consent_position: int | None = None) -> SendLedgerEntry:
-        """Writes the message's new state. The receipt so far and the consent position checked before the call
-        (``attempting``) are carried into the later states, so the settled entry still proves the check."""
+                     consent_position: int | None = None,
+                     journey_fields: dict[str, str | None] | None = None) -> SendLedgerEntry:
+        """Writes the message's new state. The receipt so far, the consent position checked before the call
+        (``attempting``) and the command's journey, arm and coupon (``journey_fields``) are carried into the
+        later states, so the settled entry still proves the check and its receipts' outcomes say the journey."""
         previous = self._entries.get(message_id)
+        tags = journey_fields or ({"journey": previous.journey, "variant": previous.variant,
+                                   "coupon_code": previous.coupon_code} if previous else {})
         entry = SendLedgerEntry(
             message_id=message_id, channel=self._channel, state=state, provider=self._provider,
             provider_message_id=provider_message_id, error_code=error_code,
             receipt_status=previous.receipt_status if previous else None,
             consent_position=(consent_position if consent_position is not None else
                               previous.consent_position if previous else None),
+            **tags,
             attempts=(previous.attempts + 1 if previous and state == LedgerState.ATTEMPTING else
                       previous.attempts if previous else 1),
             updated_at=now,

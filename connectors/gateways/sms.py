@@ -145,7 +145,7 @@ class SmsWebhooks:
         await self._outcomes.write(for_receipt(
             message_id=message_id, customer_id=customer_id, store_id=store_id, channel=Channel.SMS,
             status=OutcomeStatus(status), provider=self._provider, provider_message_id=provider_message_id,
-            error_code=error_code, now=self._clock.now()))
+            error_code=error_code, now=self._clock.now(), tags=self._ledger.get(message_id)))
         self._metrics.webhooks.labels(self._provider, "accepted").inc()
         return web.Response(status=204)
 

@@ -109,7 +109,7 @@ class WhatsAppWebhook:
         await self._outcomes.write(for_receipt(
             message_id=ids["m"][0], customer_id=ids["c"][0], store_id=ids["s"][0], channel=Channel.WHATSAPP,
             status=OutcomeStatus(ours), provider="meta_whatsapp", provider_message_id=status.provider_message_id,
-            error_code=status.error_code, now=self._clock.now()))
+            error_code=status.error_code, now=self._clock.now(), tags=self._ledger.get(ids["m"][0])))
         self._metrics.webhooks.labels("meta_whatsapp", "accepted").inc()
 
     async def _receive_inbound(self, message: WhatsAppInbound, raw: bytes) -> None:

@@ -45,7 +45,7 @@ def run(settings: Settings, scenario, sandbox: SandboxScenario | None = None) ->
 
 
 def test_command_is_sent_once_and_its_receipts_become_outcomes(settings: Settings) -> None:
-    command = f.command()
+    command = f.command(journey="reactivation", variant="b", coupon_code="K7Q2-9XMA")
 
     async def scenario(h: Harness) -> None:
         await h.send(command)
@@ -53,6 +53,10 @@ def test_command_is_sent_once_and_its_receipts_become_outcomes(settings: Setting
         sent = next(o for o in outcomes if o.message_id == command.message_id and o.status == "sent")
         assert sent.provider == "twilio" and sent.provider_message_id.startswith("SM")
         assert sent.segments == 1 and sent.cost_micros == 40_000
+        # every outcome of the message, the receipt's too, says which journey, arm and coupon it was
+        mine = [o for o in outcomes if o.message_id == command.message_id]
+        assert {o.status for o in mine} >= {"sent", "delivered"}
+        assert {(o.journey, o.variant, o.coupon_code) for o in mine} == {("reactivation", "b", "K7Q2-9XMA")}
         [message] = await h.sandbox_messages()
         assert message["to"] == command.to and message["body"] == command.body
 

@@ -57,12 +57,15 @@ async def customer_writes(h: Harness, number: str, text: str) -> None:
 
 
 def test_template_message_is_sent_and_read_receipt_becomes_an_outcome(settings: Settings) -> None:
-    command = whatsapp_command()
+    command = whatsapp_command(journey="shipping_update", variant="a")
 
     async def scenario(h: Harness) -> None:
         await h.send(command)
         outcomes = await h.outcomes(lambda seen: "read" in statuses(seen, command.message_id))
         assert statuses(outcomes, command.message_id)[0] == "sent"
+        # the receipts' outcomes carry the command's journey and arm, as the sent one does
+        mine = [o for o in outcomes if o.message_id == command.message_id]
+        assert {(o.journey, o.variant, o.coupon_code) for o in mine} == {("shipping_update", "a", None)}
         [message] = await h.sandbox_messages()
         assert message["type"] == "template" and message["template"] == "shipping_update"
 

@@ -556,3 +556,19 @@ def test_a_name_missing_from_the_catalog_is_an_unknown_topic_error():
             TopicNames("t1.")(name)
     with pytest.raises(KeyError):  # it is also a KeyError, for dict-like callers
         spec("nope")
+
+
+def test_a_ledger_entry_written_before_it_carried_the_journey_still_decodes():
+    """The gateways' ledgers are compacted topics: entries version 1 wrote (no journey, arm or coupon) stay."""
+    (name,) = PREVIOUS_SCHEMA_FILES[SendLedgerEntry]
+    old = fastavro.parse_schema(json.loads((AVRO_DIR / name).read_text(encoding="utf-8")))
+    entry = SendLedgerEntry(message_id="m-1", channel=Channel.SMS, state=LedgerState.ACCEPTED, provider="twilio",
+                            provider_message_id="SM1", receipt_status="delivered", consent_position=12,
+                            updated_at=dt.datetime(2026, 11, 22, 12, tzinfo=dt.timezone.utc))
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, old, {k: v for k, v in entry.model_dump().items()
+                                          if k not in ("journey", "variant", "coupon_code")})
+    data = b"\xc3\x01" + rabin(to_parsing_canonical_form(old).encode()).to_bytes(8, "little") + buf.getvalue()
+    assert codec_for(SendLedgerEntry).decode(data) == entry
+    tagged = entry.model_copy(update={"journey": "reactivation", "variant": "b", "coupon_code": "K7Q2"})
+    assert codec_for(SendLedgerEntry).decode(encode(tagged)) == tagged
