@@ -10,7 +10,6 @@ The broker is, in order of preference:
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,23 +17,12 @@ from pathlib import Path
 import pytest
 
 from streams.settings import Settings
-from tests.support import free_port, make_settings
+from tests.support import free_port_pair, make_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
 
 
-def _free_port_pair() -> int:
-    """A port whose successor is free too (the broker's controller listens on port + 1)."""
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port pair on loopback")
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +37,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with KafkaContainer("apache/kafka:4.1.1").with_kraft() as kafka:
             yield kafka.get_bootstrap_server()
         return
-    port = _free_port_pair()
+    port = free_port_pair()
     env = {**os.environ, "SWITCHBOARD_KAFKA_PORT": str(port),
            "SWITCHBOARD_KAFKA_DATA": str(tmp_path_factory.mktemp("kafka"))}
     subprocess.run(["bash", str(KAFKA_SCRIPT), "start"], check=True, env=env)

@@ -30,6 +30,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_pair() -> int:
+    """A free port whose successor is free too (a broker's controller listens on port + 1)."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair on loopback")
+
+
 def make_settings(kafka_bootstrap: str, state_dir: Path) -> Settings:
     """Settings of a test of its own: unique topic prefix and consumer groups, free ports, own state dir."""
     s = Settings()

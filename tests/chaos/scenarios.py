@@ -49,7 +49,7 @@ from schemas.types import Channel, Purpose, Record
 from streams import triggers
 from streams.settings import Settings
 from streams.topics import app_id, group_lag
-from tests.support import ROOT, Child, env_of, free_port, make_settings, wait_until
+from tests.support import ROOT, Child, env_of, free_port_pair, make_settings, wait_until
 
 DEFAULT_EVENTS = 20_000
 EVENTS_PER_CUSTOMER = 3.4  # what connectors.simulator.generate makes on average (orders, shipments, carts)
@@ -518,19 +518,6 @@ class Pipeline:
         return calls
 
 
-def _free_port_pair() -> int:
-    """A free port whose successor is free too (the broker's controller listens there)."""
-    import socket
-
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port pair on loopback")
 
 
 def _listening(port: int) -> bool:
@@ -562,7 +549,7 @@ class OwnBroker:
     """A KRaft broker of the scenario's own (deploy/kafka/kafka.sh), so stopping it disturbs no other test."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.port = _free_port_pair()
+        self.port = free_port_pair()
         self.env = {**os.environ, "SWITCHBOARD_KAFKA_PORT": str(self.port), "SWITCHBOARD_KAFKA_DATA": str(data_dir)}
         self.bootstrap = f"127.0.0.1:{self.port}"
 

@@ -64,9 +64,9 @@ def test_a_waiter_wakes_once_everything_before_its_offset_is_applied() -> None:
             await asyncio.sleep(0)  # no time passes: the waiting task gets its turn between steps
             applied.advance(2, position)
             story.append(f"at {position}")
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # a turn for the waiting task, as above (no time passes)
         applied.advance(1, 50)  # another partition does not count
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # a turn for the waiting task, as above (no time passes)
         applied.advance(2, 12)  # past the offset, as after a compaction gap
         await task
         return story
