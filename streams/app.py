@@ -152,6 +152,7 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
         web_in_thread=False,
     )
     setup_prometheus_sensors(app, pattern="/metrics", registry=metrics.registry)
+    app.on_wait_abandoned = metrics.rebalance_waits_abandoned.inc  # streams/faust_fixes.py
 
     def topic(name: str) -> faust.TopicT:
         return app.topic(names(name), key_serializer="raw", value_serializer="raw", partitions=partitions)

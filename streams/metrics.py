@@ -96,6 +96,11 @@ class Metrics:
             "A gateway's Kafka write retried after a retriable broker error (no leader, timeout, connection).",
             ["topic_kind"], registry=registry,
         )
+        self.rebalance_waits_abandoned = Counter(
+            "switchboard_rebalance_waits_abandoned_total",
+            "A rebalance or shutdown stopped waiting for unacknowledged messages (streams/faust_fixes.py); "
+            "they are read again by the partitions' next owner.", registry=registry,
+        )
         self.preference_changes = Counter(
             "switchboard_preference_changes_total", "Records the preference centre published, by kind.", ["kind"],
             registry=registry,
