@@ -23,6 +23,8 @@ def parse(argv: list[str]) -> Options:
     parser.add_argument("--ingest-customers", type=int, default=d.ingest_customers,
                         help="new customers ingested through the agents")
     parser.add_argument("--profile-seconds", type=float, default=d.profile_seconds, help="py-spy sampling (0: none)")
+    parser.add_argument("--campaign-seconds", type=float, default=d.campaign_seconds,
+                        help="transactional latency while a campaign to a whole store runs, this long (0: skip)")
     parser.add_argument("--memory-customers", type=int, default=d.memory_customers,
                         help="customers in the memory run (0: skip); 1000000 takes about 10 minutes more on 2 cores")
     parser.add_argument("--partitions", type=int, default=d.partitions)
@@ -38,7 +40,8 @@ def parse(argv: list[str]) -> Options:
         parser.error(f"--worker-env wants NAME=VALUE, not {bad[0]!r}")
     return Options(customers=args.customers, events=args.events, baseline_records=args.baseline_records,
                    latency_seconds=args.latency_seconds, ingest_customers=args.ingest_customers,
-                   profile_seconds=args.profile_seconds, memory_customers=args.memory_customers,
+                   profile_seconds=args.profile_seconds, campaign_seconds=args.campaign_seconds,
+                   memory_customers=args.memory_customers,
                    partitions=args.partitions, seed=args.seed,
                    worker_env=dict(pair.split("=", 1) for pair in args.worker_env), label=args.label)
 

@@ -28,6 +28,11 @@ def figures(results: dict) -> dict[str, float]:
         share = round(run["share"] * 100)
         for q in ("p50", "p95", "p99"):
             found[f"latency_{q}_at_{share}"] = run[f"{q}_ms"]
+    campaign = results.get("campaign")
+    if campaign:
+        for q in ("p50", "p95", "p99"):
+            found[f"campaign_transactional_{q}"] = campaign[f"{q}_ms"]
+        found["campaign_rate"] = campaign["campaign_rate"]
     if "ingest" in results:
         found["ingest_rate"] = results["ingest"]["rate"]
     ready = results.get("pipeline_ready")
@@ -61,6 +66,15 @@ def rows(results: dict) -> list[Figure]:
                   f"{run.get('worker_cpu_ms_per_event', 0):.2f} ms CPU/event")
         for q in ("p50", "p95", "p99"):
             listed.append((f"latency_{q}_at_{share}", f"event → command {q}", detail, "ms", False))
+    campaign = results.get("campaign")
+    if campaign:
+        detail = (f"campaign to ~{campaign['store_customers']:,} customers at {campaign['campaign_rate']:,.0f} "
+                  f"decisions/s; {campaign['feed_rate']:,.0f} ev/s fed, {campaign['transactional_commands']:,} "
+                  f"order updates")
+        for q in ("p50", "p95", "p99"):
+            listed.append((f"campaign_transactional_{q}", f"transactional {q} during a campaign", detail, "ms",
+                           False))
+        listed.append(("campaign_rate", "campaign decisions meanwhile", "commands and suppressions", "/s", True))
     if "ingest" in results:
         i = results["ingest"]
         listed.append(("ingest_rate", "state ingest (agents)",

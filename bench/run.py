@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bench import report
 from bench.baseline import run_pass_through
 from bench.broker import ROOT, Broker, kafka_version
+from bench.campaign import busiest_store, run_campaign_latency
 from bench.chart import draw
 from bench.ingest import run_ingest
 from bench.kafka_io import create_topics, delete_topics_with_prefix, produce_all
@@ -36,6 +37,7 @@ from bench.workload import Record, build
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WARM_UP_EVENTS = 500
+CAMPAIGN_FEED_SHARE = 0.1  # storefront events fed during the campaign, as a share of P: order updates trickle in
 
 
 @dataclass
@@ -47,6 +49,7 @@ class Options:
     latency_shares: tuple[float, ...] = (0.5, 0.8)
     ingest_customers: int = 2_000
     profile_seconds: float = 20.0
+    campaign_seconds: float = 20.0  # transactional latency while a campaign to a whole store runs (0: skip)
     memory_customers: int = 150_000
     partitions: int = 6
     seed: int = 42
@@ -163,6 +166,13 @@ def _phases(options: Options, bootstrap: str, run_dir: Path, progress: Progress,
                    count) as advance:
             out["latency"].append(run_paced(pipeline, events.take(count), share, rate, advance).as_json())
     out["profile"] = _profile(options, pipeline, events, throughput.rate, progress)
+    if options.campaign_seconds > 0:
+        store = busiest_store([entry.profile for entry in workload.tables])
+        rate = CAMPAIGN_FEED_SHARE * throughput.rate
+        count = max(int(rate * options.campaign_seconds), 1)
+        with _task(progress, f"campaign to {store[1]:,} customers; meanwhile {rate:,.0f} events/s for "
+                             f"{options.campaign_seconds:.0f}s", count) as advance:
+            out["campaign"] = run_campaign_latency(pipeline, events.take(count), rate, store, advance).as_json()
     out["pipeline_end"] = {"rss_mib": round(worker.rss() / 2**20, 1), "peak_rss_mib": round(worker.peak_rss() / 2**20, 1)}
     out["workload"]["events_cycled"] = events.cycled
     worker.stop()
