@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy
 
-from bench.kafka_io import Feed, read_range
+from bench.kafka_io import Feed, drive, read_range
 from bench.pipeline import Pipeline
 from bench.workload import Record
 from connectors.campaign import launch, launch_record
@@ -69,15 +69,7 @@ def run_campaign_latency(pipeline: Pipeline, events: list[Record], rate: float, 
     launch(pipeline.bootstrap, pipeline.worker.settings.kafka.topic_prefix, record)
     feed = Feed(pipeline.bootstrap, ((pipeline.events, r) for r in events), rate=rate)
     started = time.monotonic()
-    feed.start()
-    shown = 0
-    while feed.is_alive():
-        pipeline.worker.check()
-        progress(feed.sent - shown)
-        shown = feed.sent
-        time.sleep(0.5)  # sampling another process through the broker
-    feed.wait()
-    progress(feed.sent - shown)
+    drive(feed, pipeline.worker.check, progress)
     assert feed.first_ms is not None and feed.finished_at is not None
     last_sent_ms = int(time.time() * 1000)
     time.sleep(5)  # the last events' commands: the campaign keeps the worker busy, so no drain to wait for

@@ -90,6 +90,23 @@ class Feed(threading.Thread):
             raise self.error
 
 
+def drive(feed: Feed, check: Callable[[], None], progress: Callable[[int], None],
+          sample: Callable[[], None] | None = None) -> None:
+    """Starts ``feed`` and waits for its flush; every half second checks the process under test (``check``
+    raises if it died), takes a ``sample`` and reports the records sent since the last report."""
+    feed.start()
+    shown = 0
+    while feed.is_alive():
+        check()
+        if sample is not None:
+            sample()
+        progress(feed.sent - shown)
+        shown = feed.sent
+        time.sleep(0.5)  # sampling another process through the broker
+    feed.wait()
+    progress(feed.sent - shown)
+
+
 def produce_all(bootstrap: str, records: Iterable[tuple[str, Record]], progress: Callable[[int], None] | None = None,
                 rate: float = 0.0) -> Feed:
     """Sends every record (``(topic, (key, value))``) and waits for the flush; reports progress meanwhile."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy
 
 from bench.decisions import read_decisions
-from bench.kafka_io import Feed
+from bench.kafka_io import Feed, drive
 from bench.pipeline import Pipeline
 from bench.workload import Record
 
@@ -47,16 +47,13 @@ def run_paced(pipeline: Pipeline, events: list[Record], share: float, rate: floa
     cpu_before, wait_before = pipeline.worker.cpu(), pipeline.worker.cpu_wait()
     feed = Feed(pipeline.bootstrap, ((pipeline.events, r) for r in events), rate=rate)
     started = time.monotonic()
-    feed.start()
-    max_lag, shown = 0, 0
-    while feed.is_alive():
-        pipeline.worker.check()
+    max_lag = 0
+
+    def sample() -> None:
+        nonlocal max_lag
         max_lag = max(max_lag, pipeline.lag())
-        progress(feed.sent - shown)
-        shown = feed.sent
-        time.sleep(0.5)  # sampling another process through the broker
-    feed.wait()
-    progress(feed.sent - shown)
+
+    drive(feed, pipeline.worker.check, progress, sample)
     assert feed.first_ms is not None and feed.finished_at is not None
     feed_seconds = feed.finished_at - started
     last_sent_ms = int(time.time() * 1000)
