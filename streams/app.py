@@ -153,6 +153,7 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     )
     setup_prometheus_sensors(app, pattern="/metrics", registry=metrics.registry)
     app.on_wait_abandoned = metrics.rebalance_waits_abandoned.inc  # streams/faust_fixes.py
+    app.on_commit_held = metrics.commits_held.inc  # streams/faust_fixes.py
 
     def topic(name: str) -> faust.TopicT:
         return app.topic(names(name), key_serializer="raw", value_serializer="raw", partitions=partitions)

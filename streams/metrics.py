@@ -101,6 +101,12 @@ class Metrics:
             "A rebalance or shutdown stopped waiting for unacknowledged messages (streams/faust_fixes.py); "
             "they are read again by the partitions' next owner.", registry=registry,
         )
+        self.commits_held = Counter(
+            "switchboard_commits_held_total",
+            "A partition's offset commits held back 30 s (and every 30 s after) by a message read and never "
+            "acknowledged while later ones are done (streams/faust_fixes.py): nothing is lost, the lag grows.",
+            registry=registry,
+        )
         self.preference_changes = Counter(
             "switchboard_preference_changes_total", "Records the preference centre published, by kind.", ["kind"],
             registry=registry,

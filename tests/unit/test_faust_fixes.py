@@ -86,3 +86,90 @@ def test_the_wait_ends_as_soon_as_everything_is_acknowledged(consumer, monkeypat
     assert abandoned == []
     assert in_hand.acked
     assert committed == [{TP(TOPIC, 0): 1}]
+
+
+def test_a_commit_never_jumps_over_the_unacknowledged_message_at_the_head(consumer) -> None:
+    """faust's own check lets a run start one past the committed offset: with 22 committed (0-21 done) and
+    22 read but never acknowledged, it commits 25 and 22 is lost. Here nothing moves until 22 is done."""
+    tp = TP(TOPIC, 0)
+    consumer._committed_offset[tp] = 22
+    faust_fixes.note_read(consumer, tp, 22)
+    for offset in (23, 24):
+        consumer.ack(message(offset, generation=2))
+    assert consumer._new_offset(tp) is None
+    consumer.ack(message(22, generation=2))
+    assert consumer._new_offset(tp) == 25
+
+
+def test_a_partition_never_committed_is_checked_from_its_first_read_offset(consumer) -> None:
+    """faust does not check a partition with no committed offset at all: offset 0 unacknowledged, 1-2 done,
+    and it commits 3."""
+    tp = TP(TOPIC, 0)
+    faust_fixes.note_read(consumer, tp, 0)
+    for offset in (1, 2):
+        consumer.ack(message(offset, generation=2))
+    assert consumer._new_offset(tp) is None
+    consumer.ack(message(0, generation=2))
+    assert consumer._new_offset(tp) == 3
+
+
+def test_each_commit_guards_the_next_head(consumer) -> None:
+    """After a first commit (0-4 done, 5 committed), message 5 dropped and 6-7 done: nothing moves."""
+    tp = TP(TOPIC, 0)
+    faust_fixes.note_read(consumer, tp, 0)
+    for offset in range(5):
+        consumer.ack(message(offset, generation=2))
+    assert consumer._new_offset(tp) == 5
+    consumer._committed_offset[tp] = 5  # what Consumer.commit records after the broker took it
+    for offset in (6, 7):
+        consumer.ack(message(offset, generation=2))
+    assert consumer._new_offset(tp) is None
+
+
+def test_offsets_below_the_first_read_are_not_waited_for(consumer) -> None:
+    """Reading starts at the log start (5, older records deleted), or past a committed offset whose record
+    was compacted away (committed 10, first record 12, faust records 11-12 as a gap): neither stalls."""
+    start = TP(TOPIC, 0)
+    faust_fixes.note_read(consumer, start, 5)
+    for offset in (5, 6):
+        consumer.ack(message(offset, generation=2))
+    assert consumer._new_offset(start) == 7
+
+    compacted = TP(TOPIC, 1)
+    consumer._committed_offset[compacted] = 10
+    faust_fixes.note_read(consumer, compacted, 12)
+    consumer._gap[compacted].addi(11, 13)  # what faust's fetch loop records when offsets jump from 10 to 12
+    for offset in (12, 13):
+        consumer.ack(ConsumerMessage(TOPIC, 1, offset, 0.0, 0, [], b"k", b"v", None, 1, 1, compacted,
+                                     generation_id=2))
+    assert consumer._new_offset(compacted) == 14
+
+
+def test_a_head_that_stays_unacknowledged_is_named_in_a_warning(consumer, monkeypatch, caplog) -> None:
+    monkeypatch.setattr(faust_fixes, "STUCK_HEAD_WARNING", 0.0)
+    tp = TP(TOPIC, 0)
+    consumer._committed_offset[tp] = 3
+    faust_fixes.note_read(consumer, tp, 3)
+    consumer.ack(message(4, generation=2))
+    with caplog.at_level("WARNING", logger=faust_fixes.__name__):
+        assert consumer._new_offset(tp) is None  # the first time: the wait starts
+        assert consumer._new_offset(tp) is None
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{TOPIC}[0]: offset 3 was read and is not acknowledged after 0 s; later offsets are done and wait "
+        "for it, uncommitted"]
+
+
+def test_resuming_a_flow_that_is_already_running_keeps_the_agents_queues(consumer) -> None:
+    """faust's recovery resumes the flow a second time while agents already process messages; mode's resume
+    emptied their queues each time, dropping messages read and never processed."""
+    from mode.utils.queues import FlowControlEvent, FlowControlQueue
+
+    flow = FlowControlEvent(initially_suspended=False)
+    queue: FlowControlQueue = FlowControlQueue(flow_control=flow, clear_on_resume=True)
+    queue.put_nowait("delivered, not yet taken")
+    flow.resume()
+    assert queue.qsize() == 1
+
+    flow.suspend()  # a rebalance: what is queued belongs to the previous generation
+    flow.resume()
+    assert queue.qsize() == 0
