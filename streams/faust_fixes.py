@@ -45,6 +45,15 @@
    (measured with a trace of the fetch loop: ``storefront.events[0]`` offset 7 handed to the conductor 0.2 ms
    before the second resume, never seen by its stream). Here a resume clears the queues only when the flow
    was suspended, which is what the clearing is for: messages of the previous generation.
+
+6. Fetched records dropped without a rewind. faust's ``Consumer.getmany`` drops what aiokafka fetched when
+   the flow stops or the generation changes in the middle of a batch, and for a partition no longer
+   active, but aiokafka's position has already moved past those records; its rewind (``perform_seek``)
+   seeks only partitions that have a committed offset. A worker start then sat idle for good with its
+   only input fetched and never seen (a state dump: aiokafka's position 1 on the partition, faust's read
+   offset unset). Here every partition with dropped records is sought back to the first of them, if it
+   is still assigned and nothing before it was left unread; a rebalance under way resets the positions
+   anyway.
 """
 
 from __future__ import annotations
@@ -217,6 +226,58 @@ def _note_stuck(consumer: Consumer, tp: TP, head: int) -> None:
                        "done and wait for it, uncommitted", tp.topic, tp.partition, head, STUCK_HEAD_WARNING)
 
 
+async def _getmany_rewinding(self: Consumer, timeout: float) -> Any:
+    """faust's ``Consumer.getmany``, seeking back every partition whose fetched records it drops."""
+    records, active_partitions = await self._wait_next_records(timeout)
+    generation_id = self.app.consumer_generation_id
+    if records is None or self.should_stop:
+        return
+    records_it = self.scheduler.iterate(records)
+    dropped: dict[TP, int] = {}
+    try:
+        if self.flow_active:
+            for tp, record in records_it:
+                if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                    dropped.setdefault(tp, record.offset)
+                    break
+                if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
+                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    yield tp, self._to_message(tp, record)
+                else:
+                    dropped.setdefault(tp, record.offset)
+        else:
+            try:
+                await self.perform_seek()  # faust: back to the committed offsets
+            except Exception as exc:  # noqa: BLE001 - faust logs and goes on here too
+                logger.warning("seek back to committed offsets failed: %r", exc)
+    finally:
+        for tp, record in records_it:  # what the loop did not reach (records come in offset order per partition)
+            dropped.setdefault(tp, record.offset)
+        await rewind(self, dropped)
+
+
+async def rewind(consumer: Consumer, dropped: dict[TP, int]) -> None:
+    """Seeks each partition back to its first dropped offset, unless it is no longer assigned, or it has a
+    committed offset and faust's own rewind already took it back there (``perform_seek``)."""
+    if not dropped:
+        return
+    try:
+        assigned = consumer.assignment()
+    except Exception:  # noqa: BLE001 - the consumer is stopping: nothing to keep
+        return
+    for tp, offset in dropped.items():
+        if tp not in assigned:
+            continue
+        read = consumer._read_offset.get(tp)
+        if read is not None and read < offset - 1:
+            continue  # sought back further already (faust's rewind to the committed offset)
+        try:
+            await consumer.seek(tp, offset)
+        except Exception as exc:  # noqa: BLE001 - revoked meanwhile: the next owner starts at the commit
+            logger.warning("%s[%d]: could not seek back to offset %d after dropping fetched records: %r",
+                           tp.topic, tp.partition, offset, exc)
+
+
 def _resume_clearing_only_after_suspension(self: FlowControlEvent) -> None:
     was_suspended = self._suspend.is_set()
     self._suspend.clear()
@@ -234,5 +295,6 @@ def apply() -> None:
         Consumer._new_offset = _new_offset_strict
         Consumer._drain_messages = _drain_noting_reads
         FlowControlEvent.resume = _resume_clearing_only_after_suspension
+        Consumer.getmany = _getmany_rewinding
         App._consumer_wait_empty = _consumer_wait_empty
         _applied = True

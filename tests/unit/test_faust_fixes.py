@@ -173,3 +173,49 @@ def test_resuming_a_flow_that_is_already_running_keeps_the_agents_queues(consume
     flow.suspend()  # a rebalance: what is queued belongs to the previous generation
     flow.resume()
     assert queue.qsize() == 0
+
+
+def test_fetched_records_faust_drops_are_fetched_again(consumer, monkeypatch) -> None:
+    """aiokafka fetched offsets 0-1 of a partition that is not active (any more); faust dropped them with
+    aiokafka's position already past them, and the worker never saw its input. They are sought back."""
+    from types import SimpleNamespace
+
+    tp, other = TP(TOPIC, 0), TP(TOPIC, 1)
+    records = {tp: [SimpleNamespace(offset=0), SimpleNamespace(offset=1)], other: [SimpleNamespace(offset=9)]}
+    seeks: list[tuple[TP, int]] = []
+
+    async def wait_next_records(timeout):
+        return records, {other}
+
+    async def seek(partition, offset):
+        seeks.append((partition, offset))
+
+    monkeypatch.setattr(consumer, "_wait_next_records", wait_next_records)
+    monkeypatch.setattr(consumer, "_seek", seek)
+    monkeypatch.setattr(consumer, "_to_message", lambda partition, record: message(record.offset, generation=2))
+    monkeypatch.setattr(consumer, "highwater", lambda partition: 10)
+    monkeypatch.setattr(type(consumer), "assignment", lambda self: {tp, other})
+    consumer.app.consumer_generation_id = 0  # what the fixture's app reads at the start of a batch
+    consumer.flow_active = True
+
+    async def drain() -> list[int]:
+        return [m.offset async for _, m in consumer.getmany(timeout=1.0)]
+
+    assert consumer.loop.run_until_complete(drain()) == [9]
+    assert seeks == [(tp, 0)]
+
+
+def test_a_rewind_leaves_partitions_already_sought_further_back_or_revoked(consumer, monkeypatch) -> None:
+    seeks: list[tuple[TP, int]] = []
+
+    async def seek(partition, offset):
+        seeks.append((partition, offset))
+
+    monkeypatch.setattr(consumer, "_seek", seek)
+    kept, rewound, revoked = TP(TOPIC, 0), TP(TOPIC, 1), TP(TOPIC, 2)
+    monkeypatch.setattr(type(consumer), "assignment", lambda self: {kept, rewound})
+    consumer._read_offset[kept] = 4  # read up to 4, then 5 onwards dropped
+    consumer._read_offset[rewound] = 2  # faust took it back to its committed offset already
+    consumer.loop.run_until_complete(faust_fixes.rewind(consumer, {kept: 5, rewound: 7, revoked: 3}))
+    assert seeks == [(kept, 5)]
+    assert consumer._read_offset[kept] == 5
