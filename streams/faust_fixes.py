@@ -76,7 +76,6 @@ STUCK_HEAD_WARNING = 30.0  # seconds a partition's commits may wait on one unack
 
 _applied = False
 _original_ack = Consumer.ack
-_original_drain = Consumer._drain_messages
 
 
 async def _revoke_after_committing(self: Consumer, revoked: Set[TP]) -> None:
@@ -137,7 +136,7 @@ def _ack_current_generation(self: Consumer, message: Message) -> bool:
 
 
 def _first_read(consumer: Consumer) -> dict[TP, int]:
-    """tp -> the lowest offset handed to the conductor since the partition was assigned (forgotten on revoke)."""
+    """tp -> the lowest offset the fetch loop was handed since the partition was assigned (forgotten on revoke)."""
     try:
         return consumer._switchboard_first_read
     except AttributeError:
@@ -159,18 +158,6 @@ def note_read(consumer: Consumer, tp: TP, offset: int) -> None:
     known = first.get(tp)
     if known is None or offset < known:
         first[tp] = offset
-
-
-async def _drain_noting_reads(self: Consumer, fetcher: Any) -> None:
-    callback = self.callback
-    if not getattr(callback, "notes_reads", False):
-        async def noting(message: Message) -> None:
-            note_read(self, message.tp, message.offset)
-            await callback(message)
-
-        noting.notes_reads = True  # type: ignore[attr-defined]
-        self.callback = noting
-    await _original_drain(self, fetcher)
 
 
 def _new_offset_strict(self: Consumer, tp: TP) -> int | None:
@@ -242,6 +229,7 @@ async def _getmany_rewinding(self: Consumer, timeout: float) -> Any:
                     break
                 if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
                     self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    note_read(self, tp, record.offset)  # what the commit guard (_new_offset_strict) starts from
                     yield tp, self._to_message(tp, record)
                 else:
                     dropped.setdefault(tp, record.offset)
@@ -293,7 +281,6 @@ def apply() -> None:
         Consumer.on_partitions_revoked = _revoke_after_committing
         Consumer.ack = _ack_current_generation
         Consumer._new_offset = _new_offset_strict
-        Consumer._drain_messages = _drain_noting_reads
         FlowControlEvent.resume = _resume_clearing_only_after_suspension
         Consumer.getmany = _getmany_rewinding
         App._consumer_wait_empty = _consumer_wait_empty

@@ -88,29 +88,28 @@ def test_the_wait_ends_as_soon_as_everything_is_acknowledged(consumer, monkeypat
     assert committed == [{TP(TOPIC, 0): 1}]
 
 
+def commits_before_and_after_the_head(consumer, head: int, later: tuple[int, ...]) -> tuple[int | None, int | None]:
+    """Partition 0 read from ``head``; ``later`` acknowledged, then ``head``: the offset to commit after each."""
+    tp = TP(TOPIC, 0)
+    faust_fixes.note_read(consumer, tp, head)
+    for offset in later:
+        consumer.ack(message(offset, generation=2))
+    before = consumer._new_offset(tp)
+    consumer.ack(message(head, generation=2))
+    return before, consumer._new_offset(tp)
+
+
 def test_a_commit_never_jumps_over_the_unacknowledged_message_at_the_head(consumer) -> None:
     """faust's own check lets a run start one past the committed offset: with 22 committed (0-21 done) and
     22 read but never acknowledged, it commits 25 and 22 is lost. Here nothing moves until 22 is done."""
-    tp = TP(TOPIC, 0)
-    consumer._committed_offset[tp] = 22
-    faust_fixes.note_read(consumer, tp, 22)
-    for offset in (23, 24):
-        consumer.ack(message(offset, generation=2))
-    assert consumer._new_offset(tp) is None
-    consumer.ack(message(22, generation=2))
-    assert consumer._new_offset(tp) == 25
+    consumer._committed_offset[TP(TOPIC, 0)] = 22
+    assert commits_before_and_after_the_head(consumer, head=22, later=(23, 24)) == (None, 25)
 
 
 def test_a_partition_never_committed_is_checked_from_its_first_read_offset(consumer) -> None:
     """faust does not check a partition with no committed offset at all: offset 0 unacknowledged, 1-2 done,
     and it commits 3."""
-    tp = TP(TOPIC, 0)
-    faust_fixes.note_read(consumer, tp, 0)
-    for offset in (1, 2):
-        consumer.ack(message(offset, generation=2))
-    assert consumer._new_offset(tp) is None
-    consumer.ack(message(0, generation=2))
-    assert consumer._new_offset(tp) == 3
+    assert commits_before_and_after_the_head(consumer, head=0, later=(1, 2)) == (None, 3)
 
 
 def test_each_commit_guards_the_next_head(consumer) -> None:
