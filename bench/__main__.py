@@ -8,7 +8,7 @@ import sys
 
 from rich.console import Console
 
-from bench.run import Options, run
+from bench.run import Options, run, run_decision_only
 
 
 def parse(argv: list[str]) -> Options:
@@ -19,6 +19,13 @@ def parse(argv: list[str]) -> Options:
     parser.add_argument("--events", type=int, default=d.events, help="events of the unpaced throughput run")
     parser.add_argument("--baseline-records", type=int, default=d.baseline_records,
                         help="records the pass-through moves")
+    parser.add_argument("--faust-records", type=int, default=d.faust_records,
+                        help="records the bare Faust agent (F) moves")
+    parser.add_argument("--decision-events", type=int, default=d.decision_events,
+                        help="events of the decision-code loop, per repetition")
+    parser.add_argument("--decision-repetitions", type=int, default=d.decision_repetitions)
+    parser.add_argument("--decision-only", action="store_true",
+                        help="only the decision code in a plain loop (no broker, no worker): quick to iterate on")
     parser.add_argument("--latency-seconds", type=float, default=d.latency_seconds, help="length of each paced run")
     parser.add_argument("--ingest-customers", type=int, default=d.ingest_customers,
                         help="new customers ingested through the agents")
@@ -39,6 +46,8 @@ def parse(argv: list[str]) -> Options:
     if bad:
         parser.error(f"--worker-env wants NAME=VALUE, not {bad[0]!r}")
     return Options(customers=args.customers, events=args.events, baseline_records=args.baseline_records,
+                   faust_records=args.faust_records, decision_events=args.decision_events,
+                   decision_repetitions=args.decision_repetitions, decision_only=args.decision_only,
                    latency_seconds=args.latency_seconds, ingest_customers=args.ingest_customers,
                    profile_seconds=args.profile_seconds, campaign_seconds=args.campaign_seconds,
                    memory_customers=args.memory_customers,
@@ -50,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.ERROR)  # kafka-python's reconnect chatter while topics appear
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # "coordinator not available" while a new broker settles
-    run(parse(sys.argv[1:] if argv is None else argv), Console())
+    options = parse(sys.argv[1:] if argv is None else argv)
+    (run_decision_only if options.decision_only else run)(options, Console())
     return 0
 
 

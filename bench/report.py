@@ -24,6 +24,19 @@ def figures(results: dict) -> dict[str, float]:
         "worker_cpu_share": p["cpu_share"],
         "worker_cpu_wait_share": p.get("cpu_wait_share", 0.0),
     }
+    f = results.get("faust_passthrough")
+    if f:
+        found["faust_rate"] = f["rate"]
+        found["p_over_f"] = p["rate"] / f["rate"] if f["rate"] else 0.0
+        found["faust_cpu_us_per_record"] = f["cpu_us_per_record"]
+    decision = results.get("decision")
+    if decision:
+        found["decision_us_per_event"] = decision["us_per_event"]
+        found["decision_us_per_event_min"] = decision["us_per_event_min"]
+    per_event = results.get("records_per_event")
+    if per_event:
+        found["records_written_per_event"] = per_event["written"]
+        found["records_read_per_event"] = per_event["read"]
     for run in results.get("latency", []):
         share = round(run["share"] * 100)
         for q in ("p50", "p95", "p99"):
@@ -54,6 +67,31 @@ def rows(results: dict) -> list[Figure]:
         ("pipeline_rate", "P: switchboard worker",
          f"{p['events']:,} events, {results['workload']['customers']:,} customers", "ev/s", True),
         ("p_over_b", "P/B", "events/s over pass-through records/s", "%", True),
+    ]
+    f = results.get("faust_passthrough")
+    if f:
+        listed += [
+            ("faust_rate", "F: bare Faust agent",
+             f"{f['records']:,} records: decode, dict lookup, encode, send_soon; take({f['batch']})", "rec/s", True),
+            ("p_over_f", "P/F", "events/s over the bare Faust agent's records/s", "%", True),
+            ("faust_cpu_us_per_record", "CPU per record, F", "Faust process", "µs", False),
+        ]
+    decision = results.get("decision")
+    if decision:
+        detail = (f"plain loop, no Kafka, {decision['events']:,} events × {decision['repetitions']}; "
+                  f"{decision['outputs_per_event']:.2f} outputs/event")
+        listed += [("decision_us_per_event", "decision code per event", detail + "; median", "µs", False),
+                   ("decision_us_per_event_min", "decision code per event", "the same, fastest repetition", "µs",
+                    False)]
+    per_event = results.get("records_per_event")
+    if per_event:
+        def top(kind: str) -> str:
+            ranked = sorted(per_event["topics"].items(), key=lambda item: -item[1][kind])[:3]
+            return ", ".join(f"{name} {counts[kind]:.2f}" for name, counts in ranked if counts[kind] > 0)
+        listed += [("records_written_per_event", "Kafka records written per event", "P: " + top("written"),
+                    "rec", False),
+                   ("records_read_per_event", "Kafka records read per event", "P: " + top("read"), "rec", False)]
+    listed += [
         ("baseline_cpu_us_per_record", "CPU per record, B", "bench process", "µs", False),
         ("worker_cpu_ms_per_event", "CPU per event, P", "worker process", "ms", False),
         ("worker_cpu_share", "worker CPU use during P", "cores busy", "cores", True),
@@ -147,8 +185,26 @@ def save(results: dict, results_dir: Path, label: str = "latest") -> Path:
     return latest
 
 
+def records_table(results: dict) -> Table | None:
+    """Where P's Kafka records go: per topic, written and read per storefront event."""
+    per_event = results.get("records_per_event")
+    if not per_event:
+        return None
+    out = Table(title=f"Kafka records per storefront event during P ({per_event['events']:,} events)")
+    for column, justify in (("topic", "left"), ("written", "right"), ("read", "right")):
+        out.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for topic, counts in sorted(per_event["topics"].items(), key=lambda item: -sum(item[1].values())):
+        out.add_row(topic, f"{counts['written']:.3f}" if counts["written"] else "",
+                    f"{counts['read']:.3f}" if counts["read"] else "")
+    out.add_row("[bold]total[/]", f"[bold]{per_event['written']:.2f}[/]", f"[bold]{per_event['read']:.2f}[/]")
+    return out
+
+
 def print_report(console: Console, results: dict, previous: dict | None) -> None:
     console.print(table(results, previous))
+    records = records_table(results)
+    if records is not None:
+        console.print(records)
     run = results["run"]
     console.print(f"Code {run.get('commit', '?')}"
                   + (f" with {run['uncommitted_pipeline_files']} uncommitted pipeline files"

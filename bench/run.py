@@ -1,13 +1,14 @@
 """One benchmark run, every phase in a row on the same broker, so that the ratios compare like with like.
 
-    broker ─ workload ─ B (pass-through) ─ P worker: recover 50k customers ─ warm-up ─ state ingest
-           ─ P (unpaced) ─ latency at 50% and 80% of P ─ profile (py-spy) ─ memory worker: N customers
+    broker ─ workload ─ decision code (a plain loop) ─ B (aiokafka pass-through) ─ F (bare Faust agent)
+           ─ P worker: recover 50k customers ─ warm-up ─ state ingest ─ P (unpaced, records per event) ─ latency at 50% and 80% of P ─ profile (py-spy) ─ memory worker: N customers
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import os
 import subprocess
 import time
@@ -24,6 +25,8 @@ from bench.baseline import run_pass_through
 from bench.broker import ROOT, Broker, kafka_version
 from bench.campaign import busiest_store, run_campaign_latency
 from bench.chart import draw
+from bench.decision import measure_decision
+from bench.faust_passthrough import run_faust_passthrough
 from bench.ingest import run_ingest
 from bench.kafka_io import create_topics, delete_topics_with_prefix, produce_all
 from bench.latency import run_paced
@@ -33,7 +36,7 @@ from bench.pipeline import Pipeline
 from bench.profiler import Sampler
 from bench.throughput import run_throughput
 from bench.worker import WorkerProcess, bench_settings
-from bench.workload import Record, build
+from bench.workload import Record, Workload, build
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WARM_UP_EVENTS = 500
@@ -45,6 +48,10 @@ class Options:
     customers: int = 50_000
     events: int = 15_000  # the unpaced throughput run
     baseline_records: int = 200_000
+    faust_records: int = 50_000  # F, the bare Faust agent: about 10 s here
+    decision_events: int = 5_000  # the decision code in a plain loop, per repetition
+    decision_repetitions: int = 5
+    decision_only: bool = False  # --decision-only: that phase alone, no broker
     latency_seconds: float = 20.0
     latency_shares: tuple[float, ...] = (0.5, 0.8)
     ingest_customers: int = 2_000
@@ -134,7 +141,13 @@ def _phases(options: Options, bootstrap: str, run_dir: Path, progress: Progress,
                        "events_encoded": len(workload.events), "event_mix": workload.event_mix}
     events = Events(workload.events)
 
+    out["decision"] = _decision(options, workload, progress)
     out["baseline"] = _baseline(options, bootstrap, run_dir.name, workload.events, progress)
+    with _task(progress, f"F: Faust pass-through, {options.faust_records:,} records (take(500), send_soon)",
+               options.faust_records) as advance:
+        out["faust_passthrough"] = run_faust_passthrough(
+            bootstrap, run_dir, options.partitions, workload.events, workload.tables, options.faust_records,
+            options.worker_env, workers, advance).as_json()
 
     worker = WorkerProcess(bench_settings(bootstrap, run_dir, "p", options.partitions), run_dir / "worker-p.log",
                            options.worker_env)
@@ -158,6 +171,7 @@ def _phases(options: Options, bootstrap: str, run_dir: Path, progress: Progress,
     with _task(progress, f"P: {options.events:,} events unpaced (committed)", options.events) as advance:
         throughput = run_throughput(pipeline, events.take(options.events), advance)
     out["pipeline"] = throughput.as_json()
+    out["records_per_event"] = throughput.records_per_event()
     out["latency"] = []
     for share in options.latency_shares:
         rate = share * throughput.rate
@@ -195,6 +209,35 @@ def _baseline(options: Options, bootstrap: str, run_id: str, events: list[Record
     return {"records": result.records, "seconds": round(result.seconds, 2), "rate": round(result.rate, 1),
             "commits": result.commits, "cpu_s": round(cpu, 2),
             "cpu_us_per_record": round(1e6 * cpu / max(result.records, 1), 1)}
+
+
+def _decision(options: Options, workload: Workload, progress: Progress) -> dict:
+    total = options.decision_events * options.decision_repetitions
+    with _task(progress, f"decision code in a plain loop: {options.decision_events:,} events × "
+                         f"{options.decision_repetitions}", total) as advance:
+        return measure_decision(workload, options.decision_events, options.decision_repetitions,
+                                progress=advance).as_json()
+
+
+def run_decision_only(options: Options, console: Console) -> dict:
+    """The decision-code phase alone (no broker): quick to iterate on; saved as ``results/<label>-decision.json``."""
+    with _progress(console) as progress:
+        with _task(progress, f"generating {options.customers:,} customers and their events") as _:
+            workload = build(options.customers, options.seed, options.decision_events, 1)
+        found = {"run": {"id": dt.datetime.now().strftime("%Y%m%d-%H%M%S"), **_code_version()},
+                 "workload": {"customers": options.customers, "event_mix": workload.event_mix},
+                 "decision": _decision(options, workload, progress)}
+    d = found["decision"]
+    console.print(f"decision code ({d['path']}): [bold]{d['us_per_event_median']:,.1f} µs/event[/] median, "
+                  f"{d['us_per_event_min']:,.1f} min, CPU time over {d['events']:,} events × {d['repetitions']}; "
+                  f"{d['outputs_per_event']:.2f} outputs/event {d['produced']}")
+    before = report.load_previous(RESULTS / f"{options.label}.json")
+    if before and before.get("decision"):
+        console.print(f"previous full run ({before['run'].get('commit', '?')}): "
+                      f"{before['decision']['us_per_event']:,.1f} µs/event")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{options.label}-decision.json").write_text(json.dumps(found, indent=2, default=str), encoding="utf-8")
+    return found
 
 
 def _profile(options: Options, pipeline: Pipeline, events: Events, rate: float, progress: Progress) -> dict:

@@ -66,6 +66,7 @@ class WorkerProcess:
     settings: Settings
     log: Path
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. Faust's own settings: PRODUCER_LINGER=0.005
+    command: list[str] = field(default_factory=lambda: ["-m", "connectors.cli", "worker", "--loglevel", "warn"])
     process: subprocess.Popen | None = None
     started_at: float = 0.0
     _file: object = field(default=None, repr=False)
@@ -91,7 +92,7 @@ class WorkerProcess:
         self._file = open(self.log, "wb")  # noqa: SIM115 - the child's log for its lifetime
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "connectors.cli", "worker", "--loglevel", "warn"], cwd=ROOT,
+            [sys.executable, *self.command], cwd=ROOT,
             env={**os.environ, **env_of(self.settings), **self.extra_env}, stdout=self._file, stderr=subprocess.STDOUT,
             start_new_session=True)
 
