@@ -1,7 +1,8 @@
 """One benchmark run, every phase in a row on the same broker, so that the ratios compare like with like.
 
     broker ─ workload ─ decision code (a plain loop) ─ B (aiokafka pass-through) ─ F (bare Faust agent)
-           ─ P worker: recover 50k customers ─ warm-up ─ state ingest ─ P (unpaced, records per event) ─ latency at 50% and 80% of P ─ profile (py-spy) ─ memory worker: N customers
+           ─ P worker: recover 50k customers ─ warm-up ─ state ingest ─ P (unpaced, records per event)
+           ─ latency at 50% and 80% of P ─ profile (py-spy) ─ memory worker: N customers
 """
 
 from __future__ import annotations
