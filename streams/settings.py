@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -144,6 +144,27 @@ class PreferenceSettings(BaseModel):
                                     description="Recorded with every consent change, with the text that was shown.")
 
 
+# ``SWITCHBOARD_PORTS_FROM=N`` moves a whole local stack: each process family's port is N + its offset. The
+# broker's controller listener takes the port after the broker's (deploy/kafka/kafka.sh), hence the gap at 1.
+PORT_OFFSETS = {"kafka": 0, "worker_web": 2, "sms_webhooks": 3, "whatsapp_webhooks": 4, "email_webhooks": 5,
+                "sandbox_twilio": 6, "sandbox_whatsapp": 7, "sandbox_vonage": 8, "sandbox_smtp": 9,
+                "sandbox_smtp_http": 10, "preferences": 11}
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"  # a bind-all address is no URL
+
+
+def _unless_set(section: BaseModel, **derived: object) -> BaseModel:
+    """``section`` with the ``derived`` values for the fields nobody set (environment, file or argument)."""
+    update = {k: v for k, v in derived.items() if k not in section.model_fields_set}
+    if not update:
+        return section
+    copy = section.model_copy(update=update)
+    copy.__pydantic_fields_set__ = set(section.model_fields_set)  # derived stays derived: a later copy derives again
+    return copy
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", env_nested_delimiter="__", extra="ignore")
 
@@ -154,6 +175,34 @@ class Settings(BaseSettings):
     email: EmailGatewaySettings = EmailGatewaySettings()
     sandbox: SandboxSettings = SandboxSettings()
     preferences: PreferenceSettings = PreferenceSettings()
+    ports_from: int | None = Field(
+        None, ge=1, le=65535 - len(PORT_OFFSETS),
+        description="SWITCHBOARD_PORTS_FROM: every local port counted from this one (PORT_OFFSETS), unless set.")
+
+    @model_validator(mode="after")
+    def _follow_ports(self) -> Settings:
+        """Ports from ``ports_from``, then the URLs that name a port from those ports; a value set is kept."""
+        if self.ports_from is not None:
+            port = {name: self.ports_from + offset for name, offset in PORT_OFFSETS.items()}
+            self.kafka = _unless_set(self.kafka, bootstrap_servers=f"127.0.0.1:{port['kafka']}")
+            self.worker = _unless_set(self.worker, web_port=port["worker_web"])
+            self.sms = _unless_set(self.sms, webhook_port=port["sms_webhooks"])
+            self.whatsapp = _unless_set(self.whatsapp, webhook_port=port["whatsapp_webhooks"])
+            self.email = _unless_set(self.email, webhook_port=port["email_webhooks"])
+            self.sandbox = _unless_set(self.sandbox, port=port["sandbox_twilio"],
+                                       whatsapp_port=port["sandbox_whatsapp"], vonage_port=port["sandbox_vonage"],
+                                       smtp_port=port["sandbox_smtp"], smtp_http_port=port["sandbox_smtp_http"])
+            self.preferences = _unless_set(self.preferences, port=port["preferences"])
+        box = self.sandbox
+        self.sms = _unless_set(self.sms, public_base_url=_url(self.sms.webhook_host, self.sms.webhook_port),
+                               api_base_url=_url(box.host, box.port),
+                               vonage_api_base_url=_url(box.host, box.vonage_port))
+        self.whatsapp = _unless_set(self.whatsapp, api_base_url=_url(box.host, box.whatsapp_port),
+                                    public_base_url=_url(self.whatsapp.webhook_host, self.whatsapp.webhook_port))
+        self.email = _unless_set(self.email, port=box.smtp_port)
+        self.preferences = _unless_set(self.preferences, public_base_url=_url(self.preferences.host,
+                                                                              self.preferences.port))
+        return self
 
     def redacted(self) -> dict:
         """The settings with every secret masked: the only form that may be logged."""
