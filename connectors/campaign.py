@@ -17,9 +17,12 @@ key given must hold.
 
 The launch is checked first (the segment's keys, the template in every locale and channel), then one
 ``CampaignLaunch`` record is written to every partition of ``campaigns.launches``, so each worker
-walks the customers of the partitions it owns. The campaign id derives from the name and the store:
-launching the same campaign twice reaches nobody twice (the message ids repeat, and the gateways'
-ledgers send each once).
+walks the customers of the partitions it owns. The campaign id derives from the name, the store and the run
+(:func:`campaign_id`): launching the same file twice reaches nobody twice (the message ids repeat, and
+the gateways' ledgers send each once). So running last month's campaign again needs a new run number
+(``switchboard campaign FILE --run 2``), and the CLI looks for an earlier launch of the same id on
+``campaigns.launches`` (:func:`earlier_launches`, as far back as the topic's 30-day retention) and says
+so before it launches.
 """
 
 from __future__ import annotations
@@ -29,12 +32,12 @@ import json
 from pathlib import Path
 
 import yaml
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from connectors.errors import DeliveryError, InvalidEventError
 from schemas.catalog import CAMPAIGN_LAUNCHES, TopicNames
-from schemas.codec import encode
+from schemas.codec import codec_for, encode
 from schemas.messages import CampaignLaunch
 from schemas.types import Channel
 from streams import ids
@@ -63,8 +66,15 @@ class CampaignFile(BaseModel):
         return None if value is None else parse_duration(value)
 
 
-def launch_record(text: str, now: dt.datetime) -> CampaignLaunch:
-    """The launch a campaign file describes; InvalidEventError listing what is wrong."""
+def campaign_id(store_id: str, name: str, run: int = 1) -> str:
+    """Deterministic: the same store, name and run make the same id (run 1 keeps the id runs had before)."""
+    if run < 1:
+        raise ValueError(f"a campaign's run counts from 1, not {run}")
+    return ids.message_id(store_id, f"campaign:{name}" if run == 1 else f"campaign:{name}:run{run}")
+
+
+def launch_record(text: str, now: dt.datetime, run: int = 1) -> CampaignLaunch:
+    """The launch a campaign file describes (its ``run``-th run); InvalidEventError listing what is wrong."""
     try:
         spec = CampaignFile.model_validate(yaml.safe_load(text) or {})
     except (yaml.YAMLError, ValidationError) as exc:
@@ -79,7 +89,7 @@ def launch_record(text: str, now: dt.datetime) -> CampaignLaunch:
         raise InvalidEventError([f"template: {exc}"]) from None
     expires_at = spec.expires_at or (now + spec.expires_after if spec.expires_after else None)
     return CampaignLaunch(
-        campaign_id=ids.message_id(spec.store_id, f"campaign:{spec.name}"), name=spec.name, store_id=spec.store_id,
+        campaign_id=campaign_id(spec.store_id, spec.name, run), name=spec.name, store_id=spec.store_id,
         template=spec.template, channels=spec.channels, message_class=spec.message_class,
         segment_json=json.dumps(spec.segment.model_dump(mode="json", exclude_none=True)), variables=spec.variables,
         expires_at=expires_at, launched_at=now)
@@ -100,6 +110,40 @@ def launch(bootstrap_servers: str, topic_prefix: str, record: CampaignLaunch) ->
         return len(partitions)
     finally:
         producer.close()
+
+
+def launched_so_far(bootstrap_servers: str, topic_prefix: str) -> list[CampaignLaunch]:
+    """Every launch still on ``campaigns.launches`` (one record per partition each), read to its end."""
+    topic = TopicNames(topic_prefix)(CAMPAIGN_LAUNCHES)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers.split(","), group_id=None, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        launches = []
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            for records in consumer.poll(timeout_ms=1000).values():
+                launches.extend(codec_for(CampaignLaunch).decode(r.value) for r in records if r.value is not None)
+        return launches
+    finally:
+        consumer.close()
+
+
+def earlier_launches(record: CampaignLaunch, launches: list[CampaignLaunch]) -> tuple[list[CampaignLaunch], int]:
+    """The earlier launches with ``record``'s id (one per launch, oldest first), and the first run of the same
+    name and store whose id none of ``launches`` has."""
+    same = {}
+    for item in launches:
+        if item.campaign_id == record.campaign_id:
+            same.setdefault(item.launched_at, item)  # a launch is one record per partition
+    used = {item.campaign_id for item in launches}
+    run = 1
+    while campaign_id(record.store_id, record.name, run) in used:
+        run += 1
+    return [same[at] for at in sorted(same)], run
 
 
 def launch_file(path: Path, bootstrap_servers: str, topic_prefix: str, now: dt.datetime) -> CampaignLaunch:

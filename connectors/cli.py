@@ -9,10 +9,14 @@
     switchboard produce TOPIC            JSON lines on stdin -> validated, Avro-encoded records
     switchboard feed                     produce a realistic storefront into Kafka (customers, consents, orders)
     switchboard simulate FILE            replay a JSON-lines file through the journeys offline: what would be sent
-    switchboard campaign FILE            launch a campaign: one template to a segment, with an expiry
+    switchboard campaign FILE [--run N]  launch a campaign: one template to a segment, with an expiry
+    switchboard status [--wait]          the worker's consumer group: lag per input topic (caught up or not)
     switchboard sms-info --json          encoding and segments of a JSON array of texts on stdin
     switchboard preferences              the customer preference centre (pages behind signed links)
     switchboard preference-link ID --store STORE   print a customer's signed preference link
+
+Options every process command takes: ``--ports-from N`` (or ``SWITCHBOARD_PORTS_FROM``) moves every local
+port of the stack to N + an offset (``streams.settings.PORT_OFFSETS``), and the processes' URLs with it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +40,10 @@ KAFKA_SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
 
 
 def _broker(args: argparse.Namespace, settings: Settings) -> int:
-    return subprocess.call(["bash", str(KAFKA_SCRIPT), args.action])
+    env = dict(os.environ)
+    if settings.ports_from is not None:  # the script's own variable, when given, wins
+        env.setdefault("SWITCHBOARD_KAFKA_PORT", settings.kafka.bootstrap_servers.rsplit(":", 1)[-1])
+    return subprocess.call(["bash", str(KAFKA_SCRIPT), args.action], env=env)
 
 
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
@@ -168,17 +176,28 @@ def _preference_link(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _campaign(args: argparse.Namespace, settings: Settings) -> int:
-    from connectors.campaign import launch_file
+    from connectors.campaign import earlier_launches, launch, launch_record, launched_so_far
     from connectors.errors import InvalidEventError
     from streams.clock import WallClock
 
+    kafka = settings.kafka
     try:
-        record = launch_file(args.file, settings.kafka.bootstrap_servers, settings.kafka.topic_prefix,
-                             WallClock().now())
+        record = launch_record(args.file.read_text(encoding="utf-8"), WallClock().now(), run=args.run)
     except InvalidEventError as exc:
         print(f"campaign: {args.file}: {exc}", file=sys.stderr)
         return 1
-    print(f"campaign {record.name} launched: id {record.campaign_id}, expires "
+    earlier, next_run = earlier_launches(record, launched_so_far(kafka.bootstrap_servers, kafka.topic_prefix))
+    if earlier:
+        print(f"campaign {record.name} (store {record.store_id}, run {args.run}, id {record.campaign_id}) was "
+              f"already launched at {', '.join(f'{e.launched_at:%Y-%m-%d %H:%M} UTC' for e in earlier)}.\n"
+              f"Launching the same id again reaches nobody who was reached then: each customer's message id "
+              f"derives from the campaign id, and every message is sent once.\n"
+              f"  to run it again for its segment:  switchboard campaign {args.file} --run {next_run}\n"
+              f"  to launch this id once more (a launch that failed half-way): add --again", file=sys.stderr)
+        if not args.again:
+            return 1
+    launch(kafka.bootstrap_servers, kafka.topic_prefix, record)
+    print(f"campaign {record.name} launched: run {args.run}, id {record.campaign_id}, expires "
           f"{record.expires_at.isoformat() if record.expires_at else 'never'}")
     return 0
 
@@ -186,42 +205,64 @@ def _campaign(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from connectors.demo.run import run_demo
 
-    return run_demo(settings, customers=args.customers, seed=args.seed, timeout=args.timeout, rate=args.rate)
+    return run_demo(settings, customers=args.customers, seed=args.seed, timeout=args.timeout, rate=args.rate,
+                    verbose=args.verbose)
+
+
+def _port(text: str) -> int:
+    from streams.settings import PORT_OFFSETS
+
+    value = int(text)
+    if not 1024 <= value <= 65535 - len(PORT_OFFSETS):
+        raise argparse.ArgumentTypeError(f"{value}: the ports from it must lie in 1024..65535")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="switchboard", description=__doc__.split("\n\n")[0])
     p.add_argument("--log-level", default="INFO")
     sub = p.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the whole pipeline on the embedded broker and print a summary")
+    ports = argparse.ArgumentParser(add_help=False)
+    ports.add_argument("--ports-from", type=_port, metavar="N", default=argparse.SUPPRESS,
+                       help="every local port counted from N: broker N (its controller N+1), worker N+2, gateways "
+                            "N+3..N+5, sandboxes N+6..N+10, preference centre N+11 (SWITCHBOARD_PORTS_FROM)")
+    common = [ports]
+    demo = sub.add_parser("demo", parents=common,
+                          help="run the whole pipeline on the embedded broker and print a summary")
+    demo.add_argument("--verbose", action="store_true",
+                      help="show the Kafka clients' own log lines on the terminal too (always in the demo's logs)")
     demo.add_argument("--customers", type=int, default=3000)
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--timeout", type=float, default=300.0)
     demo.add_argument("--rate", type=float, default=200.0, help="storefront events per second (0: unpaced)")
     demo.set_defaults(func=_demo)
-    broker = sub.add_parser("broker", help="the project's local Kafka")
+    broker = sub.add_parser("broker", parents=common, help="the project's local Kafka")
     broker.add_argument("action", choices=["fetch", "start", "stop", "status", "wipe"])
     broker.set_defaults(func=_broker)
-    topics = sub.add_parser("topics", help="topic catalog chores")
+    topics = sub.add_parser("topics", parents=common, help="topic catalog chores")
     topics.add_argument("action", choices=["create"])
     topics.set_defaults(func=_topics)
-    worker = sub.add_parser("worker", help="the Faust decision worker")
+    worker = sub.add_parser("worker", parents=common, help="the Faust decision worker")
     worker.add_argument("--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"])
     worker.set_defaults(func=_worker)
-    gateway = sub.add_parser("gateway", help="a channel gateway")
+    gateway = sub.add_parser("gateway", parents=common, help="a channel gateway")
     gateway.add_argument("channel", choices=["sms", "whatsapp", "email"])
     gateway.set_defaults(func=_gateway)
-    sandbox = sub.add_parser("sandbox", help="a local provider sandbox")
+    sandbox = sub.add_parser("sandbox", parents=common, help="a local provider sandbox")
     sandbox.add_argument("provider", choices=["twilio", "vonage", "whatsapp", "smtp"])
     sandbox.add_argument("--port", type=int, default=0)
     sandbox.add_argument("--fail-rate", type=float, default=0.05)
     sandbox.add_argument("--callback-delay", type=float, default=0.2)
     sandbox.set_defaults(func=_sandbox)
-    produce = sub.add_parser("produce", help="JSON lines on stdin to a topic")
+    produce = sub.add_parser("produce", parents=common, help="JSON lines on stdin to a topic", epilog=(
+        "Back in stock: the request (back_in_stock_requested, with customer_id, sku and the attributes "
+        "product_name and product_url) and the restock (back_in_stock, sku, no customer_id, units in the "
+        "attribute quantity) both go to storefront.events; the worker re-keys them by SKU onto stock.updates."))
     produce.add_argument("topic", choices=["storefront.events", "customers.profiles", "customers.consents",
                                            "customers.erasures"])
     produce.set_defaults(func=_produce)
-    feed = sub.add_parser("feed", help="produce a realistic storefront into Kafka (customers, consents, orders)")
+    feed = sub.add_parser("feed", parents=common,
+                          help="produce a realistic storefront into Kafka (customers, consents, orders)")
     feed.add_argument("--customers", type=int, default=1000)
     feed.add_argument("--seed", type=int, default=42)
     feed.add_argument("--rate", type=float, default=0.0, help="storefront events per second (0: unpaced)")
@@ -229,24 +270,33 @@ def parser() -> argparse.ArgumentParser:
     from connectors.simulate import add_parser as add_simulate  # its heavy imports wait until it runs
 
     add_simulate(sub)
-    campaign = sub.add_parser("campaign", help="launch a campaign (YAML: template, segment, expiry)")
+    campaign = sub.add_parser("campaign", parents=common, help="launch a campaign (YAML: template, segment, expiry)")
     campaign.add_argument("file", type=Path)
+    campaign.add_argument("--run", type=int, default=1, metavar="N",
+                          help="the campaign's N-th run: a new id, so its segment is reached again (default 1)")
+    campaign.add_argument("--again", action="store_true",
+                          help="launch even if this id already ran (reaches only customers it did not reach)")
     campaign.set_defaults(func=_campaign)
-    sms_info = sub.add_parser("sms-info", help="SMS encoding and segments of texts on stdin")
+    sms_info = sub.add_parser("sms-info", parents=common, help="SMS encoding and segments of texts on stdin")
     sms_info.add_argument("--json", action="store_true", help="print JSON")
     sms_info.set_defaults(func=_sms_info)
-    preferences = sub.add_parser("preferences", help="the customer preference centre")
+    preferences = sub.add_parser("preferences", parents=common, help="the customer preference centre")
     preferences.set_defaults(func=_preferences)
-    link = sub.add_parser("preference-link", help="print a customer's signed preference-centre link")
+    link = sub.add_parser("preference-link", parents=common, help="print a customer's signed preference-centre link")
     link.add_argument("customer_id")
     link.add_argument("--store", required=True, help="the customer's store id")
     link.add_argument("--ttl", type=int, default=None, help="seconds the link stays valid (default: settings)")
     link.set_defaults(func=_preference_link)
+    from connectors.status import add_parser as add_status
+
+    add_status(sub, parents=common)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if getattr(args, "ports_from", None) is not None:
+        os.environ["SWITCHBOARD_PORTS_FROM"] = str(args.ports_from)  # read by Settings, here and in every child
     configure_logging(args.log_level)
     settings = Settings()
     return args.func(args, settings)

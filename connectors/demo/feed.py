@@ -10,10 +10,11 @@ from collections.abc import Callable
 from kafka import KafkaProducer
 
 from connectors.producer import EventProducer
+from connectors.status import GroupLag
 from connectors.simulator import Storefront, generate
 from schemas.catalog import CUSTOMER_CONSENTS, CUSTOMER_ERASURES, CUSTOMER_PROFILES, STOREFRONT_EVENTS, TopicNames
 from streams.settings import Settings
-from streams.topics import app_id, group_lag
+from streams.topics import app_id
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +27,14 @@ def _quiet(phase: str, done: int, total: int | None) -> None:
 
 def wait_for_group(settings: Settings, group_id: str, topics: list[str], timeout: float,
                    progress: Progress = _quiet) -> None:
+    """Until ``group_id`` committed everything on ``topics``; one admin client and consumer for the whole wait."""
     deadline = time.monotonic() + timeout
-    while (lag := group_lag(settings, group_id, topics)) > 0:
-        progress("state", lag, None)
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"worker group {group_id} still {lag} records behind on {topics}")
-        time.sleep(0.5)  # polling an external process's committed offsets
+    with GroupLag(settings.kafka.bootstrap_servers) as lag:
+        while (behind := lag.lag(group_id, topics)) > 0:
+            progress("state", behind, None)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"worker group {group_id} still {behind} records behind on {topics}")
+            time.sleep(0.5)  # polling an external process's committed offsets
     progress("state", 0, None)
 
 

@@ -2,16 +2,23 @@
 
 Everything it starts it stops again, also on Ctrl-C. With ``SWITCHBOARD_KAFKA__BOOTSTRAP_SERVERS``
 set it uses that cluster and starts no broker. Each run uses topics of its own (a run prefix).
+
+The terminal shows the progress display and the summary only: every log line, the Kafka clients' own
+included, goes to ``demo.log`` in the run's log directory (``--verbose`` shows the clients' lines on the
+terminal as well), and the broker script's output to ``broker.log`` there.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -20,6 +27,7 @@ from rich.table import Table
 from connectors.demo.feed import feed_storefront
 from connectors.demo.processes import Supervisor
 from connectors.demo.watch import Tally, Watcher
+from streams.quiet_hours import resolve_zone
 from streams.settings import Settings
 from streams.topics import create_topics
 
@@ -27,15 +35,56 @@ ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
 
 
+LIBRARY_LOGGERS = ("kafka", "aiokafka")  # the Kafka clients': their retries and warnings are not the demo's story
+
+
 def _broker_answers(bootstrap_servers: str) -> bool:
+    """Whether a broker answers: at once when nothing listens (a refused connection is an answer), and only
+    then asks a Kafka client, which would otherwise retry a refused bootstrap for many seconds."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
+    def listening(server: str) -> bool:
+        host, _, port = server.strip().rpartition(":")
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=2).close()
+            return True
+        except (OSError, ValueError):
+            return False
+
+    if not any(listening(server) for server in bootstrap_servers.split(",")):
+        return False
     try:
         KafkaAdminClient(bootstrap_servers=bootstrap_servers.split(","), request_timeout_ms=3000).close()
         return True
     except (KafkaError, OSError):
         return False
+
+
+class _TerminalLines(logging.Filter):
+    """What reaches the terminal beside the progress display: the demo's own warnings, never a library's line
+    (``verbose``: the libraries' too)."""
+
+    def __init__(self, verbose: bool) -> None:
+        super().__init__()
+        self.verbose = verbose
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.split(".", 1)[0] in LIBRARY_LOGGERS:
+            return self.verbose
+        return record.levelno >= logging.WARNING
+
+
+def log_to(log_file: Path, verbose: bool) -> logging.Handler:
+    """Every log line to ``log_file``; the handlers already there (the terminal's) get :class:`_TerminalLines`.
+    Returns the file's handler, for the caller to remove."""
+    root = logging.getLogger()
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    for terminal in root.handlers:
+        terminal.addFilter(_TerminalLines(verbose))
+    root.addHandler(handler)
+    return handler
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -48,25 +97,28 @@ JOURNEY_TIME_SCALE = 0.002
 JOURNEY_GRACE = 3600 * JOURNEY_TIME_SCALE + 8  # seconds to keep watching after the immediate sends settle
 
 
-def run_demo(settings: Settings, customers: int, seed: int, timeout: float, rate: float) -> int:
+def run_demo(settings: Settings, customers: int, seed: int, timeout: float, rate: float,
+             verbose: bool = False) -> int:
     console = Console()
     external = "SWITCHBOARD_KAFKA__BOOTSTRAP_SERVERS" in os.environ
     port = settings.kafka.bootstrap_servers.rsplit(":", 1)[-1]
     broker_env = {**os.environ, "SWITCHBOARD_KAFKA_PORT": port}
+    run_id = dt.datetime.now().strftime("%Y%m%d%H%M%S")
+    supervisor = Supervisor(ROOT / ".switchboard" / "logs" / f"demo-{run_id}")
+    log_handler = log_to(supervisor.log_dir / "demo.log", verbose)
     # Stop at the end only a broker this run started, never one the user had running (from this checkout
     # or any other: a broker already answering on the port is used as it is).
     own_broker = not external and not _broker_answers(settings.kafka.bootstrap_servers)
-    run_id = dt.datetime.now().strftime("%Y%m%d%H%M%S")
     settings.kafka.topic_prefix = f"{settings.kafka.topic_prefix}demo-{run_id}."
-    supervisor = Supervisor(ROOT / ".switchboard" / "logs" / f"demo-{run_id}")
     # Ctrl-C and SIGTERM both end in the cleanup below, even when the demo was started with SIGINT
     # ignored (a background job of a non-interactive shell inherits that).
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         if own_broker:
-            console.print(f"[bold]Starting the embedded Kafka broker[/] on 127.0.0.1:{port} …")
-            subprocess.run(["bash", str(KAFKA_SCRIPT), "start"], check=True, env=broker_env)
+            console.print(f"[bold]Starting the embedded Kafka broker[/] on 127.0.0.1:{port} (its controller on "
+                          f"{int(port) + 1}) …")
+            _broker_script("start", broker_env, supervisor.log_dir, check=True)
         created = create_topics(settings)
         console.print(f"Created {len(created)} topics with prefix [cyan]{settings.kafka.topic_prefix}[/]")
         env = {"SWITCHBOARD_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
@@ -82,8 +134,8 @@ def run_demo(settings: Settings, customers: int, seed: int, timeout: float, rate
         supervisor.start("worker", ["worker", "--loglevel", "warn"], env)
         console.print(f"Started three provider sandboxes (Twilio, WhatsApp Cloud API, SMTP), three gateways and "
                       f"the worker (logs in {supervisor.log_dir})")
-        tally, elapsed = _drive(console, settings, supervisor, customers, seed, timeout, rate)
-        _summary(console, tally, elapsed, customers)
+        tally, elapsed, zones = _drive(console, settings, supervisor, customers, seed, timeout, rate)
+        _summary(console, tally, elapsed, customers, zones)
         return 0
     except KeyboardInterrupt:
         console.print("[yellow]Interrupted: shutting everything down.[/]")
@@ -91,13 +143,24 @@ def run_demo(settings: Settings, customers: int, seed: int, timeout: float, rate
     finally:
         supervisor.stop_all()
         if own_broker:
-            subprocess.run(["bash", str(KAFKA_SCRIPT), "stop"], check=False, env=broker_env)
+            _broker_script("stop", broker_env, supervisor.log_dir, check=False)
         console.print("All processes stopped.")
+        logging.getLogger().removeHandler(log_handler)
+        log_handler.close()
+
+
+def _broker_script(action: str, env: dict[str, str], log_dir: Path, check: bool) -> None:
+    """deploy/kafka/kafka.sh, its output to broker.log; a failed start shows the log's end and raises."""
+    with open(log_dir / "broker.log", "ab") as log:
+        done = subprocess.run(["bash", str(KAFKA_SCRIPT), action], env=env, stdout=log, stderr=subprocess.STDOUT)
+    if check and done.returncode != 0:
+        tail = (log_dir / "broker.log").read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
+        raise RuntimeError(f"the broker did not start ({log_dir / 'broker.log'}):\n" + "\n".join(tail))
 
 
 def _drive(console: Console, settings: Settings, supervisor: Supervisor, customers: int, seed: int,
-           timeout: float, rate: float) -> tuple[Tally, float]:
-    columns = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+           timeout: float, rate: float) -> tuple[Tally, float, dict[str, ZoneInfo]]:
+    columns = (TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         state = progress.add_task("customers + consents → Kafka", total=None)
         loaded = progress.add_task("worker loading customer state", total=None)
@@ -114,6 +177,7 @@ def _drive(console: Console, settings: Settings, supervisor: Supervisor, custome
         started = time.monotonic()
         shop = feed_storefront(settings, customers, seed, report, rate=rate)
         expected = {m.message_id for m in _expected(shop)}
+        zones = {p.customer_id: resolve_zone(p.time_zone, p.phone or p.whatsapp, "UTC") for p in shop.profiles}
         decided = progress.add_task("decisions (command/suppressed)", total=len(expected))
         settled = progress.add_task("settled (receipts back)", total=len(expected))
         watcher = Watcher(settings.kafka.bootstrap_servers, settings.kafka.topic_prefix)
@@ -139,7 +203,7 @@ def _drive(console: Console, settings: Settings, supervisor: Supervisor, custome
             tally.events_in = watcher.events_in()  # type: ignore[attr-defined]
         finally:
             watcher.close()
-    return tally, time.monotonic() - started
+    return tally, time.monotonic() - started, zones
 
 
 def _expected(shop):
@@ -149,7 +213,27 @@ def _expected(shop):
     return [i for e in shop.events for i in intents_for(e, now, now)]
 
 
-def _summary(console: Console, tally: Tally, elapsed: float, customers: int) -> None:
+def _at(when: dt.datetime, zone: ZoneInfo | None) -> str:
+    """``Thu 21:00 UTC (Fri 08:00 Australia/Sydney)``: when, and what the customer's clock says then."""
+    utc = f"{when.astimezone(dt.timezone.utc):%a %H:%M} UTC"
+    if zone is None or zone.key in ("UTC", "Etc/UTC"):
+        return utc
+    return f"{utc} ({when.astimezone(zone):%a %H:%M} {zone.key})"
+
+
+def deferred_range(scheduled: list[tuple[dt.datetime, str]], zones: dict[str, ZoneInfo]) -> list[str]:
+    """The deferred sends' range as lines: earliest and latest (UTC and that customer's local time), or the one
+    moment they all share; never a range whose ends read the same."""
+    if not scheduled:
+        return []
+    first, last = min(scheduled), max(scheduled)
+    if f"{first[0]:%Y%m%d%H%M}" == f"{last[0]:%Y%m%d%H%M}":
+        return [f"all {len(scheduled)} at {_at(first[0], zones.get(first[1]))}"]
+    return [f"earliest {_at(first[0], zones.get(first[1]))}", f"latest   {_at(last[0], zones.get(last[1]))}"]
+
+
+def _summary(console: Console, tally: Tally, elapsed: float, customers: int,
+             zones: dict[str, ZoneInfo] | None = None) -> None:
     table = Table(title=f"Switchboard demo — {customers} customers, {elapsed:.1f}s", show_lines=False)
     table.add_column("what", style="bold")
     table.add_column("detail")
@@ -161,9 +245,8 @@ def _summary(console: Console, tally: Tally, elapsed: float, customers: int) -> 
         table.add_row("suppressed", reason, str(count))
     for reason, count in tally.scheduled.most_common():
         table.add_row("scheduled (deferred)", reason, str(count))
-    if tally.scheduled_for:
-        first, last = min(tally.scheduled_for), max(tally.scheduled_for)
-        table.add_row("scheduled (deferred)", f"from {first:%a %H:%M} to {last:%a %H:%M} UTC", "")
+    for line in deferred_range(tally.scheduled_for, zones or {}):
+        table.add_row("scheduled (deferred)", line, "")
     for status, count in tally.outcomes.most_common():
         table.add_row("outcomes", status, str(count))
     for chain, count in tally.fallbacks.most_common():

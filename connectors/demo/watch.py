@@ -29,7 +29,7 @@ class Tally:
     commands: Counter = field(default_factory=Counter)  # channel -> count
     suppressions: Counter = field(default_factory=Counter)  # reason -> count
     scheduled: Counter = field(default_factory=Counter)  # why deferred -> count
-    scheduled_for: list = field(default_factory=list)  # when the deferred sends will go
+    scheduled_for: list = field(default_factory=list)  # (when the deferred send will go, customer id)
     outcomes: Counter = field(default_factory=Counter)  # status -> count
     dead_letters: Counter = field(default_factory=Counter)  # topic -> count
     latencies_ms: list[float] = field(default_factory=list)
@@ -86,7 +86,8 @@ class Watcher:
                 t.settled.add(outcome.message_id)
             elif outcome.status == OutcomeStatus.SCHEDULED:  # decided; it goes later, past the demo's end
                 t.scheduled[outcome.reason] += 1
-                t.scheduled_for.append(outcome.scheduled_for)
+                if outcome.scheduled_for is not None:
+                    t.scheduled_for.append((outcome.scheduled_for, outcome.customer_id))
                 t.decided.add(outcome.message_id)
                 t.settled.add(outcome.message_id)
             elif outcome.channel in SETTLED and outcome.status in SETTLED[Channel(outcome.channel)]:
