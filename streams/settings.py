@@ -68,6 +68,9 @@ class GatewaySettings(BaseModel):
     breaker_cool_off: float = Field(10.0, gt=0, description="Seconds an open breaker waits before a trial call.")
     reconcile_every: float = Field(30.0, gt=0, description="Seconds between lookups of ambiguous sends.")
     reconcile_for: float = Field(1800.0, gt=0, description="Seconds to keep looking before leaving it to people.")
+    concurrency: int = Field(64, ge=1, description="Provider calls in flight at once (and pooled connections).")
+    batch: int = Field(256, ge=1, description="Commands taken per fetch.")
+    max_in_flight: int = Field(1024, ge=1, description="Commands taken and not yet finished (bulk stops there).")
     webhook_host: str = "127.0.0.1"
     webhook_port: int = Field(description="Provider webhooks, /metrics and /health.")
     public_base_url: str = Field("", description="How the provider reaches our webhooks (the URL it signs).")
@@ -115,6 +118,7 @@ class EmailGatewaySettings(GatewaySettings):
     start_tls: bool = False
     sender: str = "Switchboard Shop <shop@example.com>"
     domain: str = Field("switchboard.local", description="Right-hand side of the deterministic Message-ID.")
+    connections: int = Field(8, ge=1, description="SMTP sessions kept open and used side by side.")
 
 
 class SandboxSettings(BaseModel):

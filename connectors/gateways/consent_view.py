@@ -17,10 +17,11 @@ Transactional sends skip the barrier and check what the follower has applied (us
 behind), so the priority lane keeps its latency. A barrier that cannot finish in time (broker unreachable, follower stuck) answers
 "unknown": the gateway does not send on a guess, it waits and tries again like any retry.
 
-Cost: one list-offsets request per marketing send, on a connection of its own (see
+Cost: one list-offsets request per partition per batch, on a connection of its own (see
 ``compacted.end_offsets_client``), plus the follower's fetch latency when a snapshot has just been
-written. The gateway checks one command at a time, so there are no concurrent checks to share a
-request between.
+written. The gateway checks many commands at once: every check of a partition that asks before the
+look-up has *started* shares it (the look-up still begins after each of them asked, so it proves as
+much for each as one of its own would). A check that asks while a look-up is on its way starts the next.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class ConsentView:
         self._applied = AppliedPositions()
         self._partitions: list[int] = []
         self._offsets: AIOKafkaConsumer | None = None  # for list-offsets only; see compacted.end_offsets_client
+        self._queued: dict[int, asyncio.Task[int | None]] = {}  # per partition: a barrier not started yet
 
     def blocks(self, command: SendCommand) -> bool:
         return f"{command.channel}:{command.purpose}" in self._opted_out.get(command.customer_id, frozenset())
@@ -105,9 +107,20 @@ class ConsentView:
 
     async def catch_up(self, customer_id: str) -> int | None:
         """The read barrier: the end offset of the customer's partition, once the view has applied everything
-        before it; None when that took longer than the timeout (consent unknown: do not send)."""
+        before it; None when that took longer than the timeout (consent unknown: do not send). Checks of one
+        partition that ask in the same turn of the event loop share one look-up."""
         assert self._offsets is not None, "restore() first"
-        tp = TopicPartition(self.topic, self.partition_of(customer_id))
+        partition = self.partition_of(customer_id)
+        barrier = self._queued.get(partition)
+        if barrier is None:
+            barrier = self._queued[partition] = asyncio.create_task(self._barrier(partition))
+        return await asyncio.shield(barrier)
+
+    async def _barrier(self, partition: int) -> int | None:
+        if self._queued.get(partition) is asyncio.current_task():
+            del self._queued[partition]  # starting now: whoever asks from here on waits for the next one
+        assert self._offsets is not None, "restore() first"
+        tp = TopicPartition(self.topic, partition)
         try:
             async with asyncio.timeout(self._timeout):
                 end = (await self._offsets.end_offsets([tp]))[tp]

@@ -14,6 +14,12 @@ class EmailSender:
         self._provider = provider
         self.provider_name = provider.name
 
+    def limit_key(self, command: SendCommand) -> str:
+        return getattr(self._provider, "sender_id", self.provider_name)  # the relay account / sender
+
+    def cost(self, command: SendCommand) -> int:
+        return 1
+
     async def send(self, command: SendCommand) -> ProviderReceipt:
         return await self._provider.send(EmailRequest(
             message_id=command.message_id, to=command.to, subject=command.subject or command.template,

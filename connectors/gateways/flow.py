@@ -52,3 +52,41 @@ class CircuitBreaker:
 
     def success(self) -> None:
         self._failures = 0
+
+
+class SenderLimits:
+    """One token bucket per sender, as the provider counts (a WhatsApp phone number id, an SMS sending
+    number or messaging service), spent in the provider's unit (SMS: segments), transactional first.
+
+    A transactional send reserves its tokens at once (the bucket may go into debt) and waits its turn; a
+    bulk send only takes tokens that are there, so it queues behind every transactional reservation and a
+    campaign can never push an order update back."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("a token bucket needs rate > 0 and burst >= 1")
+        self._rate, self._burst, self._clock = rate, float(burst), clock
+        self._buckets: dict[str, list[float]] = {}  # sender -> [tokens, at]
+
+    def _refill(self, sender: str) -> list[float]:
+        now = self._clock()
+        bucket = self._buckets.setdefault(sender, [self._burst, now])
+        bucket[0] = min(self._burst, bucket[0] + (now - bucket[1]) * self._rate)
+        bucket[1] = now
+        return bucket
+
+    def reserve(self, sender: str, cost: float = 1.0) -> float:
+        """Transactional: takes ``cost`` tokens now; returns how long to wait before using them."""
+        bucket = self._refill(sender)
+        bucket[0] -= cost
+        return 0.0 if bucket[0] >= 0 else -bucket[0] / self._rate
+
+    def take(self, sender: str, cost: float = 1.0) -> float:
+        """Bulk: takes ``cost`` tokens only if they are there (0.0); else takes nothing and says how long
+        until they might be (ask again then: a transactional reservation may come first)."""
+        bucket = self._refill(sender)
+        cost = min(cost, self._burst)  # a send costing more than the burst would otherwise never go
+        if bucket[0] >= cost:
+            bucket[0] -= cost
+            return 0.0
+        return (cost - bucket[0]) / self._rate

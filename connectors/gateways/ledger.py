@@ -2,7 +2,12 @@
 
 Entries live on a compacted topic keyed by message id and in memory. Before a provider call the
 gateway writes ``attempting`` and waits for the broker's ack; after it, ``accepted`` / ``rejected``
-/ ``ambiguous``. A call that never reached the provider (throttled, connection refused) deletes the
+/ ``ambiguous``. The ``attempting`` entries of sends that are ready together are written as one group
+(:meth:`SendLedger.attempt`: one produce request, one wait for all their acks); results are written
+without waiting (:meth:`SendLedger.record_later`), and the gateway commits a command's offset only once
+they are acknowledged (it awaits the returned tasks first). Memory holds the newest entry written,
+acknowledged or not; a followed record of a message with a write of ours in flight is held back until
+that write's offset is known, so it can never put an older state back. A call that never reached the provider (throttled, connection refused) deletes the
 entry (a tombstone), so a redelivery may try again. On start the whole topic is read back: an entry
 still ``attempting`` means the process died mid-call, and that message is never called again blindly.
 After that the topic is followed, so every instance of a gateway sees the others' entries (a receipt
@@ -12,6 +17,7 @@ receipt so far, which makes receipts monotonic and de-duplicated across restarts
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 
@@ -37,6 +43,11 @@ class SendLedger:
         # Offset of the newest record applied per message (tombstones too): the follower must never put
         # back an older state over one this instance has written since.
         self._offsets: dict[str, int] = {}
+        self._unacked: dict[str, int] = {}  # message id -> writes of ours not yet acknowledged
+        self._held: dict[str, list[tuple[bytes | None, int]]] = {}  # followed records waiting for those acks
+        self._group: list[tuple[str, SendLedgerEntry, asyncio.Future[None]]] = []  # attempting, not yet sent
+        self._flushing: set[asyncio.Task[None]] = set()  # the group's writes (the loop keeps weak references)
+        self._reporting: dict[str, asyncio.Future[None]] = {}  # message id -> its result's outcome, being written
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -62,6 +73,9 @@ class SendLedger:
         if key is None:
             return
         message_id = key.decode()
+        if message_id in self._unacked:
+            self._held.setdefault(message_id, []).append((value, offset))
+            return
         if offset <= self._offsets.get(message_id, -1):
             return  # already have this or something newer (our own write)
         self._offsets[message_id] = offset
@@ -70,21 +84,93 @@ class SendLedger:
         else:
             self._entries[message_id] = codec_for(SendLedgerEntry).decode(value)
 
+    def _set(self, message_id: str, entry: SendLedgerEntry | None) -> None:
+        if entry is None:
+            self._entries.pop(message_id, None)
+        else:
+            self._entries[message_id] = entry
+
     async def _write(self, message_id: str, entry: SendLedgerEntry | None) -> None:
-        value = encode(entry) if entry else None
-        self._apply(message_id.encode(), value, await self._publisher.append(self.topic, message_id.encode(), value))
+        """Memory first, then the topic; returns once the broker has acknowledged it."""
+        self._begin(message_id, entry)
+        await self._send(message_id, entry)
+
+    def _begin(self, message_id: str, entry: SendLedgerEntry | None) -> None:
+        self._set(message_id, entry)
+        self._unacked[message_id] = self._unacked.get(message_id, 0) + 1
+
+    async def _send(self, message_id: str, entry: SendLedgerEntry | None) -> None:
+        offset = -1
+        try:
+            offset = await self._publisher.append(self.topic, message_id.encode(), encode(entry) if entry else None)
+        finally:
+            self._acked(message_id, offset)
+
+    def _acked(self, message_id: str, offset: int) -> None:
+        self._offsets[message_id] = max(offset, self._offsets.get(message_id, -1))
+        left = self._unacked[message_id] - 1
+        if left:
+            self._unacked[message_id] = left
+            return
+        del self._unacked[message_id]
+        for value, held_offset in self._held.pop(message_id, []):
+            self._apply(message_id.encode(), value, held_offset)  # only what is newer than ours applies
+
+    def record_later(self, message_id: str, state: LedgerState, now: dt.datetime, **fields) -> asyncio.Task[None]:
+        """:meth:`record` without waiting for the ack: in memory at once; await the task before committing."""
+        entry = self._entry(message_id, state, now, **fields)
+        self._begin(message_id, entry)  # in memory before this returns: the customer's next command sees it
+        return asyncio.create_task(self._send(message_id, entry))
+
+    async def attempt(self, message_id: str, now: dt.datetime, consent_position: int | None,
+                      journey_fields: dict[str, str | None]) -> None:
+        """Records ``attempting`` and returns once the broker has it. Sends that reach this point together
+        (in the same turn of the event loop) share one produce request and one wait for the acks."""
+        entry = self._entry(message_id, LedgerState.ATTEMPTING, now, consent_position=consent_position,
+                            journey_fields=journey_fields)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._group.append((message_id, entry, done))
+        if len(self._group) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_group)
+        await done
+
+    def _flush_group(self) -> None:
+        group, self._group = self._group, []
+
+        async def write(message_id: str, entry: SendLedgerEntry, done: asyncio.Future[None]) -> None:
+            try:
+                await self._write(message_id, entry)
+            except BaseException as exc:  # noqa: BLE001 - the waiting send gets the failure
+                if not done.done():
+                    done.set_exception(exc)
+            else:
+                if not done.done():
+                    done.set_result(None)
+
+        for message_id, entry, done in group:  # all sent before any ack is awaited: one produce request
+            task = asyncio.create_task(write(message_id, entry, done))
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
 
     async def record(self, message_id: str, state: LedgerState, now: dt.datetime,
                      provider_message_id: str | None = None, error_code: str | None = None,
                      consent_position: int | None = None,
                      journey_fields: dict[str, str | None] | None = None) -> SendLedgerEntry:
-        """Writes the message's new state. The receipt so far, the consent position checked before the call
+        """Writes the message's new state and waits for the broker's ack."""
+        entry = self._entry(message_id, state, now, provider_message_id, error_code, consent_position, journey_fields)
+        await self._write(message_id, entry)
+        return entry
+
+    def _entry(self, message_id: str, state: LedgerState, now: dt.datetime, provider_message_id: str | None = None,
+               error_code: str | None = None, consent_position: int | None = None,
+               journey_fields: dict[str, str | None] | None = None) -> SendLedgerEntry:
+        """The message's new entry. The receipt so far, the consent position checked before the call
         (``attempting``) and the command's journey, arm and coupon (``journey_fields``) are carried into the
         later states, so the settled entry still proves the check and its receipts' outcomes say the journey."""
         previous = self._entries.get(message_id)
         tags = journey_fields or ({"journey": previous.journey, "variant": previous.variant,
                                    "coupon_code": previous.coupon_code} if previous else {})
-        entry = SendLedgerEntry(
+        return SendLedgerEntry(
             message_id=message_id, channel=self._channel, state=state, provider=self._provider,
             provider_message_id=provider_message_id, error_code=error_code,
             receipt_status=previous.receipt_status if previous else None,
@@ -95,11 +181,19 @@ class SendLedger:
                       previous.attempts if previous else 1),
             updated_at=now,
         )
-        await self._write(message_id, entry)
-        return entry
+
+    def reporting(self, message_id: str, outcome: asyncio.Future[None]) -> None:
+        """The send's outcome is being written (after its ledger entry): receipts for it wait until it is."""
+        self._reporting[message_id] = outcome
+        outcome.add_done_callback(lambda _: self._reporting.pop(message_id, None) if
+                                  self._reporting.get(message_id) is outcome else None)
 
     async def advance_receipt(self, message_id: str, status: str, now: dt.datetime) -> bool:
-        """Records a delivery receipt if it is news for the message; False for a repeat or a step back."""
+        """Records a delivery receipt if it is news for the message; False for a repeat or a step back. A receipt
+        that overtakes the send's own outcome (the provider is quick) waits for it, so ``sent`` comes first."""
+        reporting = self._reporting.get(message_id)
+        if reporting is not None:
+            await asyncio.wait([reporting])  # its failure is the gateway's to handle, not the webhook's
         entry = self._entries.get(message_id)
         if entry is not None and not is_news(entry.receipt_status, status):
             return False

@@ -37,20 +37,20 @@ def _channel_parts(channel: Channel, settings: Settings, publisher: AiokafkaPubl
     match channel:
         case Channel.SMS:
             sms = settings.sms
-            provider = build_sms_provider(sms.provider, **_sms_provider_config(sms))
+            provider = build_sms_provider(sms.provider, **_sms_provider_config(sms), max_connections=sms.concurrency)
             webhooks = SmsWebhooks(sms, outcomes, ledger, inbound, clock, metrics)
             return SmsSender(provider, sms.public_base_url, contacts), webhooks.routes()
         case Channel.EMAIL:
             email = settings.email
             provider = SmtpEmailProvider(email.host, email.port, sender=email.sender, username=email.username,
                                          password=email.password, use_tls=email.use_tls, start_tls=email.start_tls,
-                                         domain=email.domain)
+                                         domain=email.domain, connections=email.connections)
             return EmailSender(provider), []
         case Channel.WHATSAPP:
             wa = settings.whatsapp
             provider = build_whatsapp_provider(wa.provider, phone_number_id=wa.phone_number_id,
                                                access_token=wa.access_token, base_url=wa.api_base_url,
-                                               api_version=wa.api_version)
+                                               api_version=wa.api_version, max_connections=wa.concurrency)
             webhook = WhatsAppWebhook(wa, outcomes, ledger, inbound, clock, metrics)
             return WhatsAppSender(provider, contacts), webhook.routes()
         case _ as unreachable:

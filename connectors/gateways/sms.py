@@ -21,6 +21,7 @@ from streams.clock import Clock
 from streams.metrics import Metrics
 from streams.publish import OutcomeWriter, for_receipt
 from streams.settings import SmsGatewaySettings
+from streams.sms import segment
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,12 @@ class SmsSender:
         query = urlencode({"message_id": command.message_id, "customer_id": command.customer_id,
                            "store_id": command.store_id})
         return f"{self._callback_base}?{query}"
+
+    def limit_key(self, command: SendCommand) -> str:
+        return getattr(self._provider, "sender_id", self.provider_name)  # the sending number
+
+    def cost(self, command: SendCommand) -> int:
+        return segment(command.body).segments  # SMS providers count throughput in segments
 
     async def send(self, command: SendCommand) -> ProviderReceipt:
         receipt = await self._provider.send(SmsRequest(message_id=command.message_id, to=command.to,

@@ -51,6 +51,12 @@ class WhatsAppSender:
         self._contacts = contacts
         self.provider_name = provider.name
 
+    def limit_key(self, command: SendCommand) -> str:
+        return getattr(self._provider, "sender_id", self.provider_name)  # the business phone number id
+
+    def cost(self, command: SendCommand) -> int:
+        return 1
+
     async def send(self, command: SendCommand) -> ProviderReceipt:
         receipt = await self._provider.send(request_for(command))
         self._contacts.learn(command.to, command.customer_id, command.store_id)

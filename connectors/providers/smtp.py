@@ -18,6 +18,8 @@ TLS and certificate failures, and a server without AUTH when we have credentials
 
 from __future__ import annotations
 
+import asyncio
+
 import logging
 import re
 import ssl
@@ -211,6 +213,7 @@ class SmtpEmailProvider:
         start_tls: bool = False,
         timeout: float = 10.0,
         domain: str = "switchboard.local",
+        connections: int = 1,
     ) -> None:
         secret = password if isinstance(password, SecretStr) or password is None else SecretStr(password)
         problem = (
@@ -235,6 +238,11 @@ class SmtpEmailProvider:
         self._use_tls, self._start_tls = use_tls, start_tls
         self._timeout = timeout
         self._domain = domain
+        self.sender_id = f"{host}:{port}"  # the relay the sends are counted against
+        # Sessions kept open between messages (MAIL, RCPT, DATA again on the same connection), at most
+        # ``connections`` of them at once: the handshake (and TLS, AUTH) is paid once per session, not per message.
+        self._sessions = asyncio.Semaphore(max(connections, 1))
+        self._idle: list[aiosmtplib.SMTP] = []
 
     def __repr__(self) -> str:
         return f"SmtpEmailProvider(host={self._host!r}, port={self._port!r}, domain={self._domain!r})"
@@ -256,7 +264,22 @@ class SmtpEmailProvider:
         return receipt
 
     async def _transact(self, message: EmailMessage) -> None:
-        """One SMTP session for ``message``: connect, EHLO, AUTH, MAIL, RCPT, DATA, QUIT."""
+        """MAIL, RCPT, DATA on a session of the pool (a new one if none is idle). A reused session the server
+        has closed meanwhile fails at MAIL, before anything was sent: that message goes again on a new one."""
+        async with self._sessions:
+            client = self._idle.pop() if self._idle else None
+            if client is not None and client.is_connected:
+                try:
+                    await self._deliver(client, message)
+                    return
+                except ProviderTransientError:
+                    if client.is_connected:
+                        raise  # the server answered: a real transient refusal
+                    logger.info("smtp session closed by the server while idle: sending on a new one")
+            await self._deliver(await self._connect(), message)
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        """A new session: connect, EHLO, AUTH."""
         client = aiosmtplib.SMTP(hostname=self._host, port=self._port, local_hostname=self._domain,
                                  use_tls=self._use_tls, start_tls=self._start_tls, timeout=self._timeout)
         try:
@@ -267,6 +290,16 @@ class SmtpEmailProvider:
             if self._username and self._password:
                 with map_smtp_errors("auth"):
                     await client.login(self._username, self._password.get_secret_value())
+        except ProviderError:
+            await _quit_quietly(client)
+            if client.is_connected:
+                client.close()
+            raise
+        return client
+
+    async def _deliver(self, client: aiosmtplib.SMTP, message: EmailMessage) -> None:
+        """MAIL, RCPT, DATA; the session goes back to the pool after an accepted message, else it is ended."""
+        try:
             with map_smtp_errors("mail"):
                 await client.mail(message["From"].addresses[0].addr_spec)
             with map_smtp_errors("rcpt"):
@@ -277,15 +310,22 @@ class SmtpEmailProvider:
                 await client.data(message.as_bytes())
         except ProviderError:
             await _quit_quietly(client)  # a refused MAIL/RCPT/DATA leaves a usable session to end
-            raise
-        else:
-            await _quit_quietly(client)  # accepted already: a failed QUIT changes nothing
-        finally:
             if client.is_connected:
                 client.close()
+            raise
+        except BaseException:
+            if client.is_connected:
+                client.close()
+            raise
+        self._idle.append(client)
 
     async def aclose(self) -> None:
-        """Nothing to release: every message uses a connection of its own."""
+        """Ends the idle sessions."""
+        idle, self._idle = self._idle, []
+        for client in idle:
+            await _quit_quietly(client)
+            if client.is_connected:
+                client.close()
 
     async def __aenter__(self) -> SmtpEmailProvider:
         return self

@@ -111,6 +111,7 @@ class TwilioSmsProvider:
         base_url: str = "https://api.twilio.com",
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 64,
     ) -> None:
         token = auth_token if isinstance(auth_token, SecretStr) else SecretStr(auth_token)
         if not account_sid or not token.get_secret_value() or not from_number:
@@ -119,6 +120,7 @@ class TwilioSmsProvider:
             )
         self._account_sid = account_sid
         self._from_number = from_number
+        self.sender_id = from_number  # Twilio counts throughput per sending number (in segments)
         self._path = f"/{API_VERSION}/Accounts/{account_sid}/Messages.json"
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
@@ -126,6 +128,9 @@ class TwilioSmsProvider:
             timeout=timeout,
             transport=transport,
             headers={"Accept": "application/json"},
+            # Keep-alive connections for as many calls as the gateway runs at once (httpx keeps only 20 by
+            # default: the rest would reconnect per call). HTTP/1.1: the sandboxes speak nothing else.
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
 
     def __repr__(self) -> str:

@@ -172,6 +172,7 @@ class VonageSmsProvider:
         base_url: str = "https://rest.nexmo.com",
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 64,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -188,12 +189,14 @@ class VonageSmsProvider:
         self._api_secret = secret
         self._signature_secret = signing
         self._from = _sender(from_number)
+        self.sender_id = self._from  # Vonage counts throughput per sending number, per message part
         self._clock = clock
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             timeout=timeout,
             transport=transport,
             headers={"Accept": "application/json"},
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
 
     def __repr__(self) -> str:
