@@ -119,7 +119,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 return 1
             time.sleep(0.5)  # polling another process's committed offsets
             rows = lag.topics(group_id, topics)
-            if (behind := sum(r.lag for r in rows)) != last:
+            if 0 < (behind := sum(r.lag for r in rows)) != last:
                 print(f"{behind} records behind", flush=True)
             last = behind
         print("caught up")
