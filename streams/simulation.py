@@ -1,22 +1,18 @@
 """Replaying a file of records through the journeys on a virtual clock: ``switchboard simulate``.
 
-Pure: no Kafka, no Faust, no I/O, no wall clock. The replay runs the functions the worker runs
-(``streams/app.py``), glued the way the worker glues them:
+Pure: no Kafka, no Faust, no I/O, no wall clock. The replay drives the worker's own core
+(:func:`streams.core.step`, the one decision code) with a virtual clock, and plays the parts around it:
 
-* a profile is stored; a consent change is folded (``consent.fold``), pending where the store wants
-  double opt-in (``double_opt_in``), and the confirmation request is decided like any intent;
-* a storefront event goes through ``engine.on_event``; its intents through ``policy.decide`` with the
-  customer's profile, consents, WhatsApp window, store rules and frequency-cap history; a placed
-  order is counted in the product-affinity state at once (``affinity.copurchases``, ``affinity.fold``),
-  so a cross-sell later in the file recommends what the file's customers bought together;
-* a send is assumed accepted by the gateway: it yields a ``sent`` outcome, the cap history records it
-  (``policy.record_sent``) and ``fallback`` remembers it; nothing more comes unless the file scripts a
-  receipt. A deferred send waits in the scheduler state (``scheduler.add``) and is decided again when
-  it is due (``scheduler.take``); a suppression yields a ``suppressed`` outcome;
-* every outcome goes to ``fallback.on_outcome`` (a failed or undelivered send tries the next channel)
-  and to ``engine.on_outcome`` (a wait ``until: [outcome]`` wakes);
-* a reply updates the WhatsApp window, acts on keywords (``replies.actions_for``: STOP, YES, HELP) and
-  goes to ``engine.on_reply``; waits fire at their time (``engine.due`` -> ``engine.on_wake``).
+* every input goes to its customer's state through ``core.step``, as the worker applies it: a profile,
+  a consent change (pending where the store wants double opt-in, whose request is decided at once), a
+  storefront event (journeys, and the messages they send decided by the policy in the same step), a
+  reply (the WhatsApp window, keywords: STOP, YES, HELP; then the journeys);
+* the gateway: a send is assumed accepted, so a ``sent`` outcome comes back to the core; nothing more
+  comes unless the file scripts a receipt. Every outcome goes back through ``core.step`` (a failed or
+  undelivered send tries the next channel; a wait ``until: [outcome]`` wakes);
+* the product-affinity counter: an order's co-purchases are counted at once, so a cross-sell later in
+  the file recommends what the file's customers bought together;
+* the due-time index: deferred sends and journey waits fire at their time.
 
 Not modelled: receipt timeouts (a silent channel falls back after 15 minutes in the worker; here a
 send without a scripted receipt is simply sent), erasures, and the gateways' own checks.
@@ -53,28 +49,17 @@ from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from schemas.codec import codec_for, encode
+from schemas.codec import encode
 from schemas.customers import ConsentChange, ConsentState, CustomerProfile
 from schemas.events import StorefrontEvent
-from schemas.messages import InboundMessage, MessageIntent, MessageOutcome, OutcomeReason, OutcomeStatus
-from schemas.types import Channel, Purpose, Timestamp
-from streams import (
-    affinity,
-    campaigns,
-    consent,
-    double_opt_in,
-    fallback,
-    ids,
-    policy,
-    publish,
-    quiet_hours,
-    replies,
-    scheduler,
-)
+from schemas.messages import InboundMessage, MessageIntent, MessageOutcome, OutcomeStatus
+from schemas.types import Channel, Timestamp
+from schemas.catalog import PRODUCT_COPURCHASES
+from schemas.products import CoPurchase
+from streams import affinity, core, ids, policy, publish
 from streams.clock import VirtualClock
 from streams.journeys import engine
 from streams.journeys.definitions import Journey, parse_duration
@@ -313,25 +298,24 @@ class Report:
 # --- the replay ------------------------------------------------------------------------------------
 
 _INPUT, _DUE_SEND, _WAKE = 0, 1, 2  # at the same instant: inputs first, then deferred sends, then wake-ups
+_RANK = {core.SCHEDULED_SEND: _DUE_SEND, core.JOURNEY_WAKE: _WAKE}
+_KIND = {rank: kind for kind, rank in _RANK.items()}
 
 
 class _Replay:
+    """The worker's core (:func:`streams.core.step`) on a virtual clock, its effects turned into rows. It
+    plays the parts around the core too: the gateway (a send is accepted: a ``sent`` outcome comes back),
+    the product-affinity counter (an order's co-purchases are counted at once) and the scripted receipts."""
+
     def __init__(self, journeys: Mapping[str, Journey], stores: StoreDirectory, config: policy.PolicyConfig,
                  coupon_secret: bytes, start: dt.datetime) -> None:
-        self.journeys, self.stores, self.config, self.coupon_secret = journeys, stores, config, coupon_secret
+        self.journeys = journeys
         self.clock = VirtualClock(start)
-        # The worker's tables, keyed by customer id.
-        self.profiles: dict[str, CustomerProfile] = {}
-        self.consents: dict[str, consent.ConsentMap] = {}
-        self.conversations: dict[str, dict[str, int]] = {}
-        self.journey_state: dict[str, engine.JourneyState] = {}
-        self.scheduled: dict[str, scheduler.Scheduled] = {}
-        self.sent: dict[str, dict] = {}
-        self.in_flight: dict[str, fallback.InFlight] = {}
-        self.behaviour: dict[str, campaigns.Behaviour] = {}
         self.affinity: dict[str, affinity.Affinity] = {}  # by affinity.key(store, SKU), like the global table
-        # What the topics would carry between agents at one instant, in order.
-        self.bus: deque[tuple[str, Any]] = deque()
+        self.ctx = core.Context(clock=self.clock, journeys=journeys, stores=stores, policy=config,
+                                coupon_secret=coupon_secret, affinity=self.affinity.get)
+        self.states: dict[str, core.CustomerState] = {}
+        self.bus: deque[MessageOutcome] = deque()  # outcomes coming back at this instant, in order
         self.queue: list[tuple[dt.datetime, int, int, str, Any]] = []
         self._seq = 0
         self._armed: set[tuple[int, str, str, dt.datetime]] = set()
@@ -350,53 +334,76 @@ class _Replay:
         heapq.heappush(self.queue, (at, rank, self._seq, kind, payload))
 
     def arm_timers(self) -> None:
-        """Queue the wake-ups and deferred sends of every customer whose state changed (once each)."""
+        """Queue the wake-ups and deferred sends of every customer whose state changed (once each). Receipt
+        deadlines are not armed: a send without a scripted receipt is taken as delivered."""
         for customer in sorted(self._touched):
-            for message_id, due in scheduler.due(self.scheduled.get(customer), _FOREVER):
-                self._arm(due, _DUE_SEND, customer, message_id)
-            for instance_id, due in engine.due(self.journey_state.get(customer), _FOREVER):
-                self._arm(due, _WAKE, customer, instance_id)
+            state = self.states.get(customer)
+            for timer in state.timers() if state else ():
+                mark = (_RANK[timer.kind], customer, timer.ident, timer.due)
+                if mark not in self._armed:
+                    self._armed.add(mark)
+                    self.push(timer.due, mark[0], "timer", mark)
         self._touched.clear()
-
-    def _arm(self, due: dt.datetime, rank: int, customer: str, key: str) -> None:
-        mark = (rank, customer, key, due)
-        if mark not in self._armed:
-            self._armed.add(mark)
-            self.push(due, rank, "timer", mark)
 
     def still_due(self, mark: tuple[int, str, str, dt.datetime]) -> bool:
         """A queued timer still stands: its entry or wait was not taken, moved or ended meanwhile."""
         self._armed.discard(mark)
-        rank, customer, key, due = mark
-        if rank == _DUE_SEND:
-            return any(m == key and at == due for m, at in scheduler.due(self.scheduled.get(customer), due))
-        return any(i == key and at == due for i, at in engine.due(self.journey_state.get(customer), due))
+        rank, customer, ident, due = mark
+        state = self.states.get(customer)
+        return state is not None and any((t.kind, t.ident, t.due) == (_KIND[rank], ident, due) for t in state.timers())
 
     def pending(self) -> dict[str, int]:
-        waits = sum(1 for state in self.journey_state.values() for i in state.get("active", {}).values()
+        waits = sum(1 for state in self.states.values() for i in state.journeys.get("active", {}).values()
                     if i.get("wake_at") is not None)
-        left = {"scheduled sends": sum(len(s) for s in self.scheduled.values()), "journey waits": waits,
+        left = {"scheduled sends": sum(len(s.scheduled) for s in self.states.values()), "journey waits": waits,
                 "inputs after the horizon": sum(1 for item in self.queue if item[3] == "input")}
         return {what: n for what, n in left.items() if n}
 
-    # -- helpers ----------------------------------------------------------------------------------
+    # -- the core -----------------------------------------------------------------------------------
 
     @property
     def now(self) -> dt.datetime:
         return self.clock.now()
 
-    def zone_of(self, customer: str, store_id: str) -> ZoneInfo:
-        profile = self.profiles.get(customer)
-        return quiet_hours.resolve_zone(profile.time_zone if profile else None,
-                                        (profile.phone or profile.whatsapp) if profile else None,
-                                        self.stores(store_id).time_zone)
+    def apply(self, customer: str, item: core.Input) -> None:
+        done = core.step(self.states.get(customer), item, self.ctx, customer)
+        if done.state is None or done.state.is_empty():
+            self.states.pop(customer, None)
+        else:
+            self.states[customer] = done.state
+        self._touched.add(customer)
+        for effect in done.effects:
+            self.on_effect(customer, effect)
 
-    def context(self, customer: str, store_id: str) -> engine.Context:
-        return engine.Context(journeys=self.journeys, now=self.now, zone=self.zone_of(customer, store_id),
-                              coupon_secret=self.coupon_secret,
-                              affinity_lookup=lambda sku: self.affinity.get(affinity.key(store_id, sku)),
-                              bought=frozenset((self.behaviour.get(customer) or {}).get("skus", [])),
-                              product_url=self.stores(store_id).product_url)
+    def on_effect(self, customer: str, effect: core.Effect) -> None:
+        match effect:
+            case core.Send(command=command, intent=intent, note=note):
+                self.remember_step(intent)
+                self.sent_on[command.message_id] = (str(command.channel), command.store_id, command.template)
+                self.row("message", customer, "sent", intent.store_id, intent, channel=str(command.channel),
+                         note=note, body=(f"{command.subject}\n\n" if command.subject else "") + command.body)
+                self.bus.append(publish.for_command(command, OutcomeStatus.SENT, self.now, provider="simulated"))
+                self.apply_rules(customer, intent, str(command.channel))
+            case core.Report(outcome=outcome, intent=intent, note=note, decided=decided):
+                if decided:
+                    self.remember_step(intent)
+                scheduled = outcome.status == OutcomeStatus.SCHEDULED
+                self.row("message", customer, "scheduled" if scheduled else "suppressed", intent.store_id, intent,
+                         reason=str(outcome.reason), scheduled_for=outcome.scheduled_for if scheduled else None,
+                         note=note)
+            case core.Emit(topic=topic, value=CoPurchase() as record) if topic == PRODUCT_COPURCHASES:
+                where = affinity.key(record.store_id, record.sku)  # count_copurchases, without the topic
+                self.affinity[where] = affinity.fold(self.affinity.get(where), record)
+            case core.JourneyNote(kind=kind, journey=journey, store_id=store_id, step=step, cause=cause):
+                self.row("journey", customer, kind, store_id, journey=journey, step=step, reason=cause)
+            case core.ConsentNote(change=change, from_reply=from_reply):
+                if from_reply or change.state == ConsentState.PENDING:  # the file's own changes are not news
+                    self.row("consent", customer, str(change.state), change.store_id, channel=str(change.channel),
+                             purpose=str(change.purpose), reason=str(change.source))
+            case core.Emit() | core.Erased() | core.Ignored():
+                pass  # consent snapshots, the consent ledger, hand-off records, restock requests: not replayed
+
+    # -- rows -----------------------------------------------------------------------------------------
 
     def step_of(self, intent: MessageIntent) -> str | None:
         journey = self.journeys.get(intent.journey or "")
@@ -405,6 +412,12 @@ class _Replay:
         return next((s.id for s in journey.steps if s.send and engine.message_id(
             intent.trigger_event_id, journey.journey, s.id) == intent.message_id), None)
 
+    def remember_step(self, intent: MessageIntent) -> None:
+        step = self.step_of(intent)
+        if intent.journey and step:
+            self.latest[(intent.customer_id, intent.journey, step)] = intent.message_id
+            self.steps[intent.message_id] = (intent.journey, step)
+
     def row(self, kind: RowKind, customer: str, decision: str, store_id: str,
             intent: MessageIntent | None = None, **fields: Any) -> Row:
         if intent is not None:
@@ -412,81 +425,35 @@ class _Replay:
                       "channels": tuple(str(c) for c in intent.channels), "purpose": str(intent.purpose),
                       "coupon_code": intent.coupon_code, "variant": intent.variant,
                       "message_id": intent.message_id, **fields}
-        row = Row(at=self.now, kind=kind, customer_id=customer, decision=decision,
-                  zone=self.zone_of(customer, store_id).key, **fields)
+        state = self.states.get(customer)
+        zone = self.ctx.zone(state.profile if state else None, store_id)
+        row = Row(at=self.now, kind=kind, customer_id=customer, decision=decision, zone=zone.key, **fields)
         self.rows.append(row)
         return row
 
-    # -- inputs (the worker's agents) -----------------------------------------------------------
+    # -- inputs ---------------------------------------------------------------------------------------
 
     def on_input(self, item: Input) -> None:
         match item.record:
             case CustomerProfile() as profile:
-                self.profiles[profile.customer_id] = profile
+                self.apply(profile.customer_id, core.ProfileInput(profile, encode(profile)))
             case ConsentChange() as change:
-                self.on_consent(change, derived=False)
+                self.apply(change.customer_id, core.ConsentInput(change, self.now))
             case StorefrontEvent() as event:
-                self.on_event(event)
+                if event.customer_id is not None:  # keyed by SKU: no customer journey reads it
+                    self.apply(event.customer_id, core.EventInput(event, self.now))
             case InboundMessage() as inbound:
-                self.on_reply(inbound)
+                self.apply(inbound.customer_id, core.ReplyInput(inbound))
             case Receipt() as receipt:
                 self.on_receipt(receipt, item.line)
-
-    def on_consent(self, change: ConsentChange, derived: bool) -> None:
-        """ingest_consents: fold, pending where the store wants double opt-in, and ask for the YES."""
-        key = change.customer_id
-        before = self.consents.get(key)
-        confirm = double_opt_in.needs_confirmation(change, before, self.stores(change.store_id))
-        recorded = double_opt_in.as_pending(change) if confirm else change
-        after = consent.fold(before, recorded)
-        self.consents[key] = after
-        if (derived or confirm) and after != before:  # the file's own changes are not news
-            self.row("consent", key, str(recorded.state), change.store_id, channel=str(change.channel),
-                     purpose=str(change.purpose), reason=str(change.source))
-        if confirm and after != before:
-            self.bus.append(("intent", double_opt_in.confirmation(change, self.now, self.now)))
-
-    def on_event(self, event: StorefrontEvent) -> None:
-        if event.customer_id is None:
-            return  # keyed by SKU: no customer journey reads it
-        key = event.customer_id
-        before = self.journey_state.get(key)
-        result = engine.on_event(before, event, self.now, self.context(key, event.store_id))
-        for record in affinity.copurchases(event):  # count_copurchases, without the topic in between
-            where = affinity.key(record.store_id, record.sku)
-            self.affinity[where] = affinity.fold(self.affinity.get(where), record)
-        summary = campaigns.remember(self.behaviour.get(key), event)
-        if summary is not None:
-            self.behaviour[key] = summary
-        self.apply_journeys(key, event.store_id, result, before, str(event.event_type))
-
-    def on_reply(self, inbound: InboundMessage) -> None:
-        """record_inbound (window, keywords), then run_journeys."""
-        key = inbound.customer_id
-        seen = dict(self.conversations.get(key) or {})
-        seen[str(inbound.channel)] = max(seen.get(str(inbound.channel), 0),
-                                         (inbound.received_at - _EPOCH) // _MS)
-        self.conversations[key] = seen
-        profile = self.profiles.get(key)
-        pending = consent.state_of(self.consents.get(key), inbound.channel, Purpose.MARKETING)
-        actions = replies.actions_for(inbound, profile.locale if profile else "en",
-                                      self.stores(inbound.store_id).keywords.config,
-                                      awaiting_confirmation=pending == ConsentState.PENDING)
-        for change in actions.consent_changes:
-            self.bus.append(("consent", change))
-        for intent in actions.intents:
-            self.bus.append(("intent", intent))
-        state = self.journey_state.get(key)
-        if state and state.get("active"):
-            self.apply_journeys(key, inbound.store_id,
-                                engine.on_reply(state, inbound, self.context(key, inbound.store_id)), state)
 
     def on_receipt(self, receipt: Receipt, line: int, message_id: str | None = None) -> None:
         key = receipt.customer_id
         message_id = message_id or receipt.message_id or self.latest.get((key, receipt.journey or "",
                                                                           receipt.step or ""))
         sent = self.sent_on.get(message_id or "")
-        profile = self.profiles.get(key)
+        state = self.states.get(key)
+        profile = state.profile if state else None
         if message_id is None or sent is None:
             what = receipt.message_id or f"{receipt.journey}/{receipt.step}"
             self.row("receipt", key, "ignored", profile.store_id if profile else "", journey=receipt.journey,
@@ -503,84 +470,11 @@ class _Replay:
         journey, step = self.steps.get(message_id, (None, None))
         self.row("receipt", key, receipt.status, store_id, journey=journey, step=step, channel=channel,
                  template=template, reason=outcome.reason, message_id=message_id, note=f"scripted on line {line}")
-        self.bus.append(("outcome", outcome))
+        self.bus.append(outcome)
 
     def on_timer(self, mark: tuple[int, str, str, dt.datetime]) -> None:
-        rank, key, ident, _ = mark
-        if rank == _DUE_SEND:
-            self.on_due(key, ident)
-            return
-        state = self.journey_state.get(key)
-        if state and state.get("active"):
-            store_id = next(iter(state["active"].values()))["store_id"]
-            self.apply_journeys(key, store_id, engine.on_wake(state, ident, self.context(key, store_id)), state)
-
-    # -- route_messages ---------------------------------------------------------------------------
-
-    def apply_journeys(self, key: str, store_id: str, result: engine.Result, before: engine.JourneyState | None,
-                       cause: str | None = None) -> None:
-        active_before = set((before or {}).get("active", {}))
-        completed = []
-        for name in result.exited:  # an exit_on event ends a journey before anything else happens
-            journey = self.journeys.get(name)
-            if cause and name in active_before and journey is not None and cause in journey.exit_on:
-                self.row("journey", key, "exited", store_id, journey=name, reason=cause)
-            else:
-                completed.append(name)
-        for name in result.entered:
-            self.row("journey", key, "entered", store_id, journey=name)
-        for intent in result.intents:
-            self.bus.append(("intent", intent))
-        for intent in result.held_out:
-            self.row("message", key, "suppressed", intent.store_id, intent, reason=OutcomeReason.HOLDOUT.value,
-                     note="in the experiment's holdout group")
-            self.bus.append(("outcome", publish.suppressed(intent, OutcomeReason.HOLDOUT,
-                                                           "in the experiment's holdout group", self.now)))
-        for skipped in result.suppressed:  # e.g. a cross-sell with nothing to recommend
-            self.row("message", key, "suppressed", skipped.intent.store_id, skipped.intent,
-                     reason=skipped.reason.value, note=skipped.detail)
-            self.bus.append(("outcome", publish.suppressed(skipped.intent, skipped.reason, skipped.detail, self.now)))
-        for handoff in result.handoffs:
-            self.bus.append(("row", dict(kind="journey", customer=key, decision="handoff", store_id=store_id,
-                                         journey=handoff.journey, step=handoff.step)))
-        for name in completed:  # after its last sends
-            self.bus.append(("row", dict(kind="journey", customer=key, store_id=store_id, journey=name,
-                                         decision="completed")))
-        if result.state.get("active") or result.state.get("entered"):
-            self.journey_state[key] = result.state
-        else:
-            self.journey_state.pop(key, None)
-        self._touched.add(key)
-
-    def decide_and_send(self, key: str, intent: MessageIntent, intent_bytes: bytes,
-                        note: str | None = None) -> policy.Decision:
-        store = self.stores(intent.store_id)
-        decision = policy.decide(intent, self.profiles.get(key), self.consents.get(key), self.now, self.config,
-                                 self.conversations.get(key), store, self.sent.get(key))
-        step = self.step_of(intent)
-        if intent.journey and step:
-            self.latest[(key, intent.journey, step)] = intent.message_id
-            self.steps[intent.message_id] = (intent.journey, step)
-        match decision:
-            case policy.Send(command=command):
-                self.in_flight[key] = fallback.remember(self.in_flight.get(key), command.message_id, intent_bytes,
-                                                        Channel(command.channel), self.now)
-                if command.purpose == Purpose.MARKETING:
-                    self.sent[key] = policy.record_sent(self.sent.get(key), intent, store, self.now)
-                self.sent_on[command.message_id] = (str(command.channel), command.store_id, command.template)
-                self.row("message", key, "sent", intent.store_id, intent, channel=str(command.channel),
-                         note=note, body=(f"{command.subject}\n\n" if command.subject else "") + command.body)
-                self.bus.append(("outcome", publish.for_command(command, OutcomeStatus.SENT, self.now,
-                                                                provider="simulated")))
-                self.apply_rules(key, intent, str(command.channel))
-            case policy.Defer(until=until, reason=reason, detail=detail):
-                self.scheduled[key] = scheduler.add(self.scheduled.get(key), intent.message_id, intent_bytes, until,
-                                                    reason)
-                self._touched.add(key)
-                self.row("message", key, "scheduled", intent.store_id, intent, reason=str(reason),
-                         scheduled_for=until, note=note)
-                self.bus.append(("outcome", publish.scheduled(intent, until, reason, detail, self.now)))
-        return decision
+        rank, customer, ident, _ = mark
+        self.apply(customer, core.TimerInput(_KIND[rank], ident))
 
     def apply_rules(self, key: str, intent: MessageIntent, channel: str) -> None:
         """The scripted receipts (``after``) that this send gets."""
@@ -594,64 +488,11 @@ class _Replay:
             specific = rule.model_copy(update={"channel": Channel(channel), "after": None})
             self.push(self.now + rule.after, _INPUT, "receipt", (specific, intent.message_id, line))
 
-    def suppress(self, key: str, intent: MessageIntent, decision: policy.Suppress, note: str | None = None) -> None:
-        self.row("message", key, "suppressed", intent.store_id, intent, reason=str(decision.reason),
-                 note=note or decision.detail)
-        self.bus.append(("outcome", publish.suppressed(intent, decision.reason, decision.detail, self.now)))
-
-    def on_intent(self, intent: MessageIntent) -> None:
-        intent_bytes = encode(intent)
-        intent = codec_for(MessageIntent).decode(intent_bytes)  # as the routing agent reads it off the topic
-        decision = self.decide_and_send(intent.customer_id, intent, intent_bytes)
-        if isinstance(decision, policy.Suppress):
-            self.suppress(intent.customer_id, intent, decision)
-
-    def on_due(self, key: str, message_id: str) -> None:
-        remaining, intent_bytes = scheduler.take(self.scheduled.get(key), message_id)
-        if intent_bytes is None:
-            return
-        if remaining:
-            self.scheduled[key] = remaining
-        else:
-            self.scheduled.pop(key, None)
-        self._touched.add(key)
-        intent = codec_for(MessageIntent).decode(intent_bytes)
-        decision = self.decide_and_send(key, intent, intent_bytes, note="deferred send, decided again")
-        if isinstance(decision, policy.Suppress):
-            self.suppress(key, intent, decision, note=f"deferred send, decided again: {decision.detail}")
-
-    def on_outcome(self, outcome: MessageOutcome) -> None:
-        key = outcome.customer_id
-        before = self.in_flight.get(key)
-        state, retry = fallback.on_outcome(before, outcome)
-        if state != (before or {}):
-            self.in_flight[key] = state
-        if retry is not None:
-            intent = retry.narrowed(codec_for(MessageIntent).decode(retry.intent_bytes))
-            failed = ", ".join(c.value for c in retry.tried)
-            decision = self.decide_and_send(key, intent, retry.intent_bytes, note=f"fallback after {failed}")
-            if not isinstance(decision, policy.Send):  # the worker reports nothing more: the failure stands
-                self.in_flight[key] = fallback.finish(self.in_flight.get(key), outcome.message_id)
-        state = self.journey_state.get(key)
-        if state and state.get("active"):
-            self.apply_journeys(key, outcome.store_id, engine.on_outcome(state, outcome,
-                                                                         self.context(key, outcome.store_id)), state)
-
     def drain(self) -> None:
-        """Everything one input causes at its instant, in the order the topics would carry it."""
+        """The outcomes one input causes at its instant (the gateway's ``sent``, a receipt), in order."""
         while self.bus:
-            kind, payload = self.bus.popleft()
-            match kind:
-                case "intent":
-                    self.on_intent(payload)
-                case "outcome":
-                    self.on_outcome(payload)
-                case "consent":
-                    self.on_consent(payload, derived=True)
-                case "row":
-                    fields = dict(payload)
-                    self.row(fields.pop("kind"), fields.pop("customer"), fields.pop("decision"),
-                             fields.pop("store_id"), **fields)
+            outcome = self.bus.popleft()
+            self.apply(outcome.customer_id, core.OutcomeInput(outcome))
         self.arm_timers()
 
 
