@@ -98,8 +98,6 @@ from streams.stores import StoreDirectory
 
 logger = logging.getLogger(__name__)
 
-faust_fixes.apply()
-
 Handler = Callable[[Message], Awaitable[None]]
 
 SCAN_SLICE = 256  # table keys the due-timer scan reads between two turns of the event loop
@@ -132,7 +130,7 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     erasure_secret = settings.worker.erasure_key.get_secret_value().encode()
     names = TopicNames(settings.kafka.topic_prefix)
     partitions = settings.kafka.partitions
-    app = faust.App(
+    app = faust_fixes.SwitchboardApp(
         f"{settings.kafka.topic_prefix}{settings.worker.app_id}",
         broker=_broker_url(settings.kafka.bootstrap_servers),
         store=settings.worker.store,

@@ -1,4 +1,10 @@
-"""Fixes to faust-streaming's consumer, applied once when :mod:`streams.app` is imported.
+"""Fixes to faust-streaming's app and consumer, installed through faust's own seams; no class of faust's or
+mode's is changed. :class:`SwitchboardApp` (the worker's ``faust.App``) builds its consumer transport as a
+:class:`SwitchboardTransport`, whose ``Consumer`` is :class:`SwitchboardConsumer` (faust's
+``App._new_transport`` -> ``Transport.create_consumer`` -> ``Transport.Consumer``), and its ``flow_control`` as a
+:class:`SwitchboardFlowControl`. Each override replaces an upstream method whose source is fingerprinted in
+tests/unit/test_faust_fixes.py: a faust or mode upgrade that changes one fails that test, and the override is
+re-read against the new code before the fingerprint is updated.
 
 1. Rebalance re-processing (faust-streaming #502). faust's ``Consumer.on_partitions_revoked`` forgets the
    acknowledged offsets of the revoked partitions first and only then runs the app's handler, which stops
@@ -61,12 +67,15 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Callable, Set
+from collections.abc import AsyncIterator, Callable, Set
 from typing import Any
 
+from faust import transport
 from faust.app.base import App
-from faust.transport.consumer import Consumer
-from faust.types import TP, Message
+from faust.exceptions import ImproperlyConfigured
+from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import TP, ConsumerT, Message, TransportT
+from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
 logger = logging.getLogger(__name__)
@@ -74,28 +83,172 @@ logger = logging.getLogger(__name__)
 WAIT_EMPTY_LIMIT = 15.0  # seconds; an agent finishes the message in hand in far less, the rebalance timeout is 60
 STUCK_HEAD_WARNING = 30.0  # seconds a partition's commits may wait on one unacknowledged offset before a warning
 
-_applied = False
-_original_ack = Consumer.ack
+
+class SwitchboardFlowControl(FlowControlEvent):
+    """Fix 5: a resume clears the agents' queues only when the flow was suspended."""
+
+    def resume(self) -> None:
+        was_suspended = self._suspend.is_set()
+        self._suspend.clear()
+        self._resume.set()
+        if was_suspended:
+            self.clear()
 
 
-async def _revoke_after_committing(self: Consumer, revoked: Set[TP]) -> None:
-    if self._active_partitions is not None:
-        self._active_partitions.difference_update(revoked)
-    self._paused_partitions.difference_update(revoked)
-    await self._on_partitions_revoked(revoked)
-    await self.maybe_wait_for_commit_to_finish()
-    await self.force_commit()
-    for tp in revoked:
-        _first_read(self).pop(tp, None)
-        _stuck_since(self).pop(tp, None)
-        self._gap.pop(tp, None)
-        self._acked.pop(tp, None)
-        self._acked_index.pop(tp, None)
-        self._read_offset.pop(tp, None)
-        self._committed_offset.pop(tp, None)
+class SwitchboardConsumer(aiokafka_driver.Consumer):
+    """faust's aiokafka consumer with fixes 1, 3, 4 and 6 (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # tp -> the lowest offset the fetch loop was handed since the partition was assigned (forgotten on revoke)
+        self._switchboard_first_read: dict[TP, int] = {}
+        # tp -> (the committed offset a run of acknowledgements waits on, since when)
+        self._switchboard_stuck: dict[TP, tuple[int, float]] = {}
+
+    async def on_partitions_revoked(self, revoked: Set[TP]) -> None:
+        """Fix 1: forget the revoked partitions' offsets only after the app's handler and a last commit."""
+        if self._active_partitions is not None:
+            self._active_partitions.difference_update(revoked)
+        self._paused_partitions.difference_update(revoked)
+        await self._on_partitions_revoked(revoked)
+        await self.maybe_wait_for_commit_to_finish()
+        await self.force_commit()
+        for tp in revoked:
+            self._switchboard_first_read.pop(tp, None)
+            self._switchboard_stuck.pop(tp, None)
+            self._gap.pop(tp, None)
+            self._acked.pop(tp, None)
+            self._acked_index.pop(tp, None)
+            self._read_offset.pop(tp, None)
+            self._committed_offset.pop(tp, None)
+
+    def ack(self, message: Message) -> bool:
+        """Fix 3: an acknowledgement is recorded only for a message read in the current generation."""
+        if message.generation_id is not None and message.generation_id != self.app.consumer_generation_id:
+            message.acked = True  # read before the last rebalance: its offset is read again, or already owned elsewhere
+            self._unacked_messages.discard(message)
+            return False
+        return super().ack(message)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """Fix 4: faust's ``Consumer._new_offset``, committing a run of acknowledged offsets only from the
+        partition's committed offset, or from the lowest offset read since the assignment when that is higher
+        (nothing below it was in the log: compacted away, or before the log start)."""
+        acked = self._acked[tp]
+        if not acked:
+            return None
+        max_offset = max(acked)
+        gap_for_tp = self._gap[tp]
+        if gap_for_tp:  # offsets missing between two reads (compaction, transaction markers) count as acknowledged
+            candidates = sorted(gap_for_tp.overlap(0, max_offset), key=lambda interval: interval.begin)
+            if candidates:
+                filled = [offset for interval in candidates for offset in range(interval.begin, interval.end)]
+                acked.extend(offset for offset in filled if offset not in self._acked_index[tp])
+                self._acked_index[tp].update(filled)
+                gap_for_tp.chop(0, max(filled[-1], max_offset + 1))
+        acked.sort()
+        committed = self._committed_offset[tp]
+        start = max(committed or 0, self._switchboard_first_read.get(tp, committed or 0))
+        if acked[0] > start:
+            self._note_stuck(tp, start)
+            return None
+        self._switchboard_stuck.pop(tp, None)
+        end = acked[0]
+        taken = 1
+        for offset in acked[1:]:
+            if offset == end + 1:
+                end, taken = offset, taken + 1
+            elif offset == end:
+                taken += 1  # a duplicate (a gap over an acknowledged offset): drop it with the run
+            else:
+                break
+        run = acked[:taken]
+        del acked[:taken]
+        self._acked_index[tp].difference_update(run)
+        return end + 1
+
+    def _note_stuck(self, tp: TP, head: int) -> None:
+        stuck = self._switchboard_stuck
+        waiting = stuck.get(tp)
+        now = time.monotonic()
+        if waiting is None or waiting[0] != head:
+            stuck[tp] = (head, now)
+        elif now - waiting[1] >= STUCK_HEAD_WARNING:
+            stuck[tp] = (head, now)  # warn again after as long, not on every commit
+            hook = getattr(self.app, "on_commit_held", None)  # SwitchboardApp's; streams.app sets it to a metric
+            if hook is not None:
+                hook()
+            logger.warning("%s[%d]: offset %d was read and is not acknowledged after %.0f s; later offsets are "
+                           "done and wait for it, uncommitted", tp.topic, tp.partition, head, STUCK_HEAD_WARNING)
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        """Fix 6: faust's ``Consumer.getmany``, seeking back every partition whose fetched records it drops."""
+        records, active_partitions = await self._wait_next_records(timeout)
+        generation_id = self.app.consumer_generation_id
+        if records is None or self.should_stop:
+            return
+        records_it = self.scheduler.iterate(records)
+        dropped: dict[TP, int] = {}
+        try:
+            if self.flow_active:
+                for tp, record in records_it:
+                    if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                        dropped.setdefault(tp, record.offset)
+                        break
+                    if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
+                        self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                        note_read(self, tp, record.offset)  # what the commit guard (_new_offset) starts from
+                        yield tp, self._to_message(tp, record)
+                    else:
+                        dropped.setdefault(tp, record.offset)
+            else:
+                try:
+                    await self.perform_seek()  # faust: back to the committed offsets
+                except Exception as exc:  # noqa: BLE001 - faust logs and goes on here too
+                    logger.warning("seek back to committed offsets failed: %r", exc)
+        finally:
+            for tp, record in records_it:  # what the loop did not reach (records come in offset order per partition)
+                dropped.setdefault(tp, record.offset)
+            await rewind(self, dropped)
 
 
-async def wait_empty_bounded(consumer: Consumer, limit: float, on_abandoned: Callable[[int], None]) -> None:
+class SwitchboardTransport(aiokafka_driver.Transport):
+    """faust's aiokafka transport, creating :class:`SwitchboardConsumer` consumers."""
+
+    Consumer = SwitchboardConsumer
+
+
+class SwitchboardApp(App):
+    """The worker's ``faust.App``: its consumer is a :class:`SwitchboardConsumer`, its flow control a
+    :class:`SwitchboardFlowControl`, and the wait for unacknowledged messages on a rebalance has a limit (fix 2)."""
+
+    on_wait_abandoned: Callable[[], None] | None = None  # streams.app sets these two to metrics
+    on_commit_held: Callable[[], None] | None = None
+
+    def _new_transport(self) -> TransportT:
+        url = self.conf.broker_consumer[0]
+        if transport.by_url(url) is not aiokafka_driver.Transport:
+            raise ImproperlyConfigured(f"broker {url.scheme}://: Switchboard's consumer fixes need faust's aiokafka "
+                                       "transport (kafka:// or aiokafka://)")
+        return SwitchboardTransport(self.conf.broker_consumer, self)
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        return SwitchboardFlowControl(loop=self.loop)
+
+    async def _consumer_wait_empty(self, consumer: ConsumerT, logger: Any) -> None:
+        if self.conf.stream_wait_empty:
+            await wait_empty_bounded(consumer, WAIT_EMPTY_LIMIT, self._abandoned)
+
+    def _abandoned(self, unacknowledged: int) -> None:
+        logger.warning("stopped waiting for %d unacknowledged message(s) after %.0f s: committed what is "
+                       "acknowledged, the rest is read again by the partitions' next owner",
+                       unacknowledged, WAIT_EMPTY_LIMIT)
+        if self.on_wait_abandoned is not None:
+            self.on_wait_abandoned()
+
+
+async def wait_empty_bounded(consumer: ConsumerT, limit: float, on_abandoned: Callable[[int], None]) -> None:
     """faust's ``Consumer.wait_empty`` with a deadline: commit as acknowledgements come in, and stop waiting
     after ``limit`` seconds with messages still unacknowledged (``on_abandoned`` is told how many)."""
     deadline = time.monotonic() + limit
@@ -113,138 +266,14 @@ async def wait_empty_bounded(consumer: Consumer, limit: float, on_abandoned: Cal
     await consumer.commit_and_end_transactions()
 
 
-async def _consumer_wait_empty(self: App, consumer: Consumer, log: Any) -> None:
-    if self.conf.stream_wait_empty:
-        await wait_empty_bounded(consumer, WAIT_EMPTY_LIMIT, lambda unacknowledged: _abandoned(self, unacknowledged))
-
-
-def _abandoned(app: App, unacknowledged: int) -> None:
-    logger.warning("stopped waiting for %d unacknowledged message(s) after %.0f s: committed what is "
-                   "acknowledged, the rest is read again by the partitions' next owner",
-                   unacknowledged, WAIT_EMPTY_LIMIT)
-    hook = getattr(app, "on_wait_abandoned", None)  # set by streams.app.create_app: a metric
-    if hook is not None:
-        hook()
-
-
-def _ack_current_generation(self: Consumer, message: Message) -> bool:
-    if message.generation_id is not None and message.generation_id != self.app.consumer_generation_id:
-        message.acked = True  # read before the last rebalance: its offset is read again, or already owned elsewhere
-        self._unacked_messages.discard(message)
-        return False
-    return _original_ack(self, message)
-
-
-def _first_read(consumer: Consumer) -> dict[TP, int]:
-    """tp -> the lowest offset the fetch loop was handed since the partition was assigned (forgotten on revoke)."""
-    try:
-        return consumer._switchboard_first_read
-    except AttributeError:
-        consumer._switchboard_first_read = {}
-        return consumer._switchboard_first_read
-
-
-def _stuck_since(consumer: Consumer) -> dict[TP, tuple[int, float]]:
-    """tp -> (the committed offset a run of acknowledgements waits on, since when)."""
-    try:
-        return consumer._switchboard_stuck
-    except AttributeError:
-        consumer._switchboard_stuck = {}
-        return consumer._switchboard_stuck
-
-
-def note_read(consumer: Consumer, tp: TP, offset: int) -> None:
-    first = _first_read(consumer)
+def note_read(consumer: SwitchboardConsumer, tp: TP, offset: int) -> None:
+    first = consumer._switchboard_first_read
     known = first.get(tp)
     if known is None or offset < known:
         first[tp] = offset
 
 
-def _new_offset_strict(self: Consumer, tp: TP) -> int | None:
-    """faust's ``Consumer._new_offset``, committing a run of acknowledged offsets only from the partition's
-    committed offset, or from the lowest offset read since the assignment when that is higher (nothing below
-    it was in the log: compacted away, or before the log start)."""
-    acked = self._acked[tp]
-    if not acked:
-        return None
-    max_offset = max(acked)
-    gap_for_tp = self._gap[tp]
-    if gap_for_tp:  # offsets missing between two reads (compaction, transaction markers) count as acknowledged
-        candidates = sorted(gap_for_tp.overlap(0, max_offset), key=lambda interval: interval.begin)
-        if candidates:
-            filled = [offset for interval in candidates for offset in range(interval.begin, interval.end)]
-            acked.extend(offset for offset in filled if offset not in self._acked_index[tp])
-            self._acked_index[tp].update(filled)
-            gap_for_tp.chop(0, max(filled[-1], max_offset + 1))
-    acked.sort()
-    committed = self._committed_offset[tp]
-    start = max(committed or 0, _first_read(self).get(tp, committed or 0))
-    if acked[0] > start:
-        _note_stuck(self, tp, start)
-        return None
-    _stuck_since(self).pop(tp, None)
-    end = acked[0]
-    taken = 1
-    for offset in acked[1:]:
-        if offset == end + 1:
-            end, taken = offset, taken + 1
-        elif offset == end:
-            taken += 1  # a duplicate (a gap over an acknowledged offset): drop it with the run
-        else:
-            break
-    run = acked[:taken]
-    del acked[:taken]
-    self._acked_index[tp].difference_update(run)
-    return end + 1
-
-
-def _note_stuck(consumer: Consumer, tp: TP, head: int) -> None:
-    stuck = _stuck_since(consumer)
-    waiting = stuck.get(tp)
-    now = time.monotonic()
-    if waiting is None or waiting[0] != head:
-        stuck[tp] = (head, now)
-    elif now - waiting[1] >= STUCK_HEAD_WARNING:
-        stuck[tp] = (head, now)  # warn again after as long, not on every commit
-        hook = getattr(consumer.app, "on_commit_held", None)  # set by streams.app.create_app: a metric
-        if hook is not None:
-            hook()
-        logger.warning("%s[%d]: offset %d was read and is not acknowledged after %.0f s; later offsets are "
-                       "done and wait for it, uncommitted", tp.topic, tp.partition, head, STUCK_HEAD_WARNING)
-
-
-async def _getmany_rewinding(self: Consumer, timeout: float) -> Any:
-    """faust's ``Consumer.getmany``, seeking back every partition whose fetched records it drops."""
-    records, active_partitions = await self._wait_next_records(timeout)
-    generation_id = self.app.consumer_generation_id
-    if records is None or self.should_stop:
-        return
-    records_it = self.scheduler.iterate(records)
-    dropped: dict[TP, int] = {}
-    try:
-        if self.flow_active:
-            for tp, record in records_it:
-                if not self.flow_active or self.app.consumer_generation_id != generation_id:
-                    dropped.setdefault(tp, record.offset)
-                    break
-                if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
-                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-                    note_read(self, tp, record.offset)  # what the commit guard (_new_offset_strict) starts from
-                    yield tp, self._to_message(tp, record)
-                else:
-                    dropped.setdefault(tp, record.offset)
-        else:
-            try:
-                await self.perform_seek()  # faust: back to the committed offsets
-            except Exception as exc:  # noqa: BLE001 - faust logs and goes on here too
-                logger.warning("seek back to committed offsets failed: %r", exc)
-    finally:
-        for tp, record in records_it:  # what the loop did not reach (records come in offset order per partition)
-            dropped.setdefault(tp, record.offset)
-        await rewind(self, dropped)
-
-
-async def rewind(consumer: Consumer, dropped: dict[TP, int]) -> None:
+async def rewind(consumer: ConsumerT, dropped: dict[TP, int]) -> None:
     """Seeks each partition back to its first dropped offset, unless it is no longer assigned, or it has a
     committed offset and faust's own rewind already took it back there (``perform_seek``)."""
     if not dropped:
@@ -264,24 +293,3 @@ async def rewind(consumer: Consumer, dropped: dict[TP, int]) -> None:
         except Exception as exc:  # noqa: BLE001 - revoked meanwhile: the next owner starts at the commit
             logger.warning("%s[%d]: could not seek back to offset %d after dropping fetched records: %r",
                            tp.topic, tp.partition, offset, exc)
-
-
-def _resume_clearing_only_after_suspension(self: FlowControlEvent) -> None:
-    was_suspended = self._suspend.is_set()
-    self._suspend.clear()
-    self._resume.set()
-    if was_suspended:
-        self.clear()
-
-
-def apply() -> None:
-    """Idempotent: patches the consumer and app classes once per process."""
-    global _applied
-    if not _applied:
-        Consumer.on_partitions_revoked = _revoke_after_committing
-        Consumer.ack = _ack_current_generation
-        Consumer._new_offset = _new_offset_strict
-        FlowControlEvent.resume = _resume_clearing_only_after_suspension
-        Consumer.getmany = _getmany_rewinding
-        App._consumer_wait_empty = _consumer_wait_empty
-        _applied = True

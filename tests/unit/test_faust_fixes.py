@@ -1,26 +1,36 @@
-"""The fixes to faust's consumer (streams/faust_fixes.py), on a real faust consumer object (no broker needed:
-nothing here reaches Kafka). The rebalance they protect is exercised on the broker by tests/chaos/test_scaling.py."""
+"""The fixes to faust's consumer (streams/faust_fixes.py), on a real consumer of a SwitchboardApp (no broker needed:
+nothing here reaches Kafka). The rebalance they protect is exercised on the broker by tests/chaos/test_scaling.py.
+The last tests pin the source of every upstream method the fixes override: a faust or mode upgrade that changes
+one fails here, loudly, instead of running our override against code it was not written for."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import inspect
+import textwrap
 import time
+from collections.abc import Callable
+from typing import Any
 
 import faust
 import pytest
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
+from mode.utils.objects import cached_property
+from mode.utils.queues import FlowControlEvent
+from prometheus_client import CollectorRegistry
 
 from streams import faust_fixes
+from streams.faust_fixes import SwitchboardApp, SwitchboardConsumer, SwitchboardFlowControl, SwitchboardTransport
 
 TOPIC = "fixes.input"
 
 
 @pytest.fixture
 def consumer():
-    faust_fixes.apply()
     loop = asyncio.new_event_loop()
-    app = faust.App("faust-fixes-test", broker="kafka://127.0.0.1:1", loop=loop)
+    app = SwitchboardApp("faust-fixes-test", broker="kafka://127.0.0.1:1", loop=loop)
     app.topics.acking_topics.add(TOPIC)
     app.consumer_generation_id = 2
     yield app.consumer
@@ -161,9 +171,10 @@ def test_a_head_that_stays_unacknowledged_is_named_in_a_warning(consumer, monkey
 def test_resuming_a_flow_that_is_already_running_keeps_the_agents_queues(consumer) -> None:
     """faust's recovery resumes the flow a second time while agents already process messages; mode's resume
     emptied their queues each time, dropping messages read and never processed."""
-    from mode.utils.queues import FlowControlEvent, FlowControlQueue
+    from mode.utils.queues import FlowControlQueue
 
-    flow = FlowControlEvent(initially_suspended=False)
+    flow = consumer.app.flow_control
+    flow.resume()  # the worker's start: the flow runs
     queue: FlowControlQueue = FlowControlQueue(flow_control=flow, clear_on_resume=True)
     queue.put_nowait("delivered, not yet taken")
     flow.resume()
@@ -218,3 +229,134 @@ def test_a_rewind_leaves_partitions_already_sought_further_back_or_revoked(consu
     consumer.loop.run_until_complete(faust_fixes.rewind(consumer, {kept: 5, rewound: 7, revoked: 3}))
     assert seeks == [(kept, 5)]
     assert consumer._read_offset[kept] == 5
+
+
+def test_an_abandoned_wait_and_a_held_commit_reach_the_apps_hooks(consumer, monkeypatch) -> None:
+    """streams.app sets both hooks to metrics: a rebalance wait given up, a partition's commits held."""
+    app = consumer.app
+    calls: list[str] = []
+    app.on_wait_abandoned = lambda: calls.append("wait abandoned")
+    app.on_commit_held = lambda: calls.append("commit held")
+    monkeypatch.setattr(faust_fixes, "WAIT_EMPTY_LIMIT", 0.0)
+    monkeypatch.setattr(faust_fixes, "STUCK_HEAD_WARNING", 0.0)
+    parked = message(7, generation=2)  # never acknowledged (and held here: the set of unacknowledged is weak)
+    consumer._unacked_messages.add(parked)
+
+    consumer.loop.run_until_complete(app._consumer_wait_empty(consumer, app.log))  # what a rebalance calls
+    tp = TP(TOPIC, 0)
+    consumer._committed_offset[tp] = 3
+    faust_fixes.note_read(consumer, tp, 3)
+    consumer.ack(message(4, generation=2))
+    consumer._new_offset(tp)
+    consumer._new_offset(tp)
+
+    assert calls == ["wait abandoned", "commit held"]
+
+
+def test_the_worker_app_consumes_through_our_classes(tmp_path) -> None:
+    """faust builds the consumer from the app's transport (App._new_transport -> Transport.create_consumer ->
+    Transport.Consumer) and every stream queue from app.flow_control: both must be ours in the worker's app."""
+    from streams.app import create_app
+    from streams.metrics import Metrics
+    from streams.settings import Settings
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        metrics = Metrics(CollectorRegistry())
+        app = create_app(Settings(worker={"data_dir": tmp_path, "web_port": 0}), metrics=metrics)
+        assert type(app) is SwitchboardApp
+        assert type(app.transport) is SwitchboardTransport
+        assert type(app.consumer) is SwitchboardConsumer
+        assert type(app.flow_control) is SwitchboardFlowControl
+        assert app.FlowControlQueue(clear_on_resume=True)._flow_control is app.flow_control
+        assert app.on_wait_abandoned == metrics.rebalance_waits_abandoned.inc
+        assert app.on_commit_held == metrics.commits_held.inc
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def test_a_broker_other_than_aiokafka_is_refused_rather_than_run_without_the_fixes() -> None:
+    app = SwitchboardApp("faust-fixes-test", broker="confluent://127.0.0.1:1", loop=asyncio.new_event_loop())
+    try:
+        with pytest.raises((faust.exceptions.ImproperlyConfigured, ImportError)):
+            app.transport  # noqa: B018 - the property builds the transport
+    finally:
+        app.loop.close()
+
+
+# The upstream methods our classes override, each with the sha256 of its dedented source as installed
+# (faust-streaming 0.15.3, mode-streaming 0.7.1). A method is looked up from the class ours derives from, so a
+# faust release that moves or overrides it in between (the aiokafka driver's Consumer, say) changes it too.
+UPSTREAM: list[tuple[type, type, str, str]] = [
+    (SwitchboardConsumer, SwitchboardConsumer.__bases__[0], "on_partitions_revoked",
+     "652177e770ee66d66ae271d4b52195b8f13586357254dfd10aca8d7b2ea36298"),
+    (SwitchboardConsumer, SwitchboardConsumer.__bases__[0], "ack",
+     "5548cf0f75843f73490a54177df6b38b23d6e61a65653e3de6bc929d5165bad4"),
+    (SwitchboardConsumer, SwitchboardConsumer.__bases__[0], "_new_offset",
+     "2b29afe4dd9a65a3b1a0acbaf09b9bc3a7f98a168a3dd2924db879fb4f9301b3"),
+    (SwitchboardConsumer, SwitchboardConsumer.__bases__[0], "getmany",
+     "e486c434b7928ee8dc33eb66f8ad03adae289861dcec23f4cbd767ccc3c38148"),
+    # not overridden, replaced by wait_empty_bounded (called from SwitchboardApp._consumer_wait_empty)
+    (SwitchboardApp, SwitchboardConsumer.__bases__[0], "wait_empty",
+     "53195dca246c0a86992560be96186b5f2a9483860b29703dae41df495c602ba7"),
+    (SwitchboardApp, SwitchboardApp.__bases__[0], "_consumer_wait_empty",
+     "73ba99b95ca08c3113433cfe8493db2e4118482c779561c633f65374dc8d4cdc"),
+    (SwitchboardApp, SwitchboardApp.__bases__[0], "_new_transport",
+     "11beddacb9fee5b09032ba1f29d48e0cd7c8334853f721f3ea6426a5d7ba2511"),
+    (SwitchboardApp, SwitchboardApp.__bases__[0], "flow_control",
+     "e11e9eab4ea2f4802d84e883cbf635cb252d4f89784200951ea27904b83d8ad7"),
+    (SwitchboardFlowControl, SwitchboardFlowControl.__bases__[0], "resume",
+     "da6fc70c770ea01b0ccee8833de3ea239acb3e2545a83c17827fb4718dbafcd7"),
+]
+
+EXTENDED_NOT_REPLACED = {"__init__"}  # SwitchboardConsumer.__init__ calls faust's, then adds two dicts
+
+
+def upstream_function(base: type, name: str) -> Callable[..., Any]:
+    attribute = inspect.getattr_static(base, name)
+    if isinstance(attribute, cached_property):
+        return attribute._cached_property__get  # the getter faust wrote (mode stores it name-mangled)
+    return attribute
+
+
+def fingerprint(function: Callable[..., Any]) -> str:
+    return hashlib.sha256(textwrap.dedent(inspect.getsource(function)).encode()).hexdigest()
+
+
+@pytest.mark.parametrize(("ours", "base", "name", "pinned"), UPSTREAM,
+                         ids=[f"{base.__name__}.{name}" for _, base, name, _ in UPSTREAM])
+def test_the_upstream_code_our_fixes_replace_is_the_code_they_were_written_against(ours, base, name, pinned) -> None:
+    function = upstream_function(base, name)
+    assert fingerprint(function) == pinned, (
+        f"faust's {function.__module__}.{function.__qualname__} changed: re-read our override "
+        f"{ours.__name__}.{name} (or what replaces it) in streams/faust_fixes.py against the new upstream code, "
+        f"then update this fingerprint to {fingerprint(function)}")
+
+
+@pytest.mark.parametrize("ours", [SwitchboardConsumer, SwitchboardApp, SwitchboardFlowControl])
+def test_every_upstream_method_we_override_is_fingerprinted(ours) -> None:
+    overridden = {name for name, attribute in vars(ours).items()
+                  if (inspect.isfunction(attribute) or isinstance(attribute, cached_property))
+                  and hasattr(ours.__bases__[0], name)}
+    guarded = {name for owner, _, name, _ in UPSTREAM if owner is ours and name in vars(ours)}
+    assert overridden - EXTENDED_NOT_REPLACED == guarded, (
+        f"{ours.__name__} overrides {sorted(overridden - EXTENDED_NOT_REPLACED - guarded)} without a fingerprint "
+        "of the upstream method in UPSTREAM")
+
+
+def test_the_transport_gives_faust_our_consumer_class_and_nothing_else_of_its_own() -> None:
+    assert SwitchboardTransport.Consumer is SwitchboardConsumer
+    assert SwitchboardConsumer.__bases__[0] is SwitchboardTransport.__bases__[0].Consumer  # faust's aiokafka one
+    assert {name for name in vars(SwitchboardTransport) if not name.startswith("_")} == {"Consumer"}
+
+
+def test_no_class_of_faust_or_mode_is_patched() -> None:
+    """The fixes live in our subclasses only: a plain faust app still runs faust's own code."""
+    from faust.transport.consumer import Consumer
+
+    for base, name in [(Consumer, "on_partitions_revoked"), (Consumer, "ack"), (Consumer, "_new_offset"),
+                       (Consumer, "getmany"), (faust.App, "_consumer_wait_empty"), (faust.App, "_new_transport"),
+                       (FlowControlEvent, "resume")]:
+        assert inspect.getattr_static(base, name).__module__.startswith(("faust.", "mode.")), f"{base}.{name}"
