@@ -116,9 +116,11 @@ def run_demo(settings: Settings, customers: int, seed: int, timeout: float, rate
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         if own_broker:
-            console.print(f"[bold]Starting the embedded Kafka broker[/] on 127.0.0.1:{port} (its controller on "
-                          f"{int(port) + 1}) …")
-            _broker_script("start", broker_env, supervisor.log_dir, check=True)
+            started = time.monotonic()
+            with console.status(f"Starting the embedded Kafka broker on 127.0.0.1:{port} …"):
+                _broker_script("start", broker_env, supervisor.log_dir, check=True)
+            console.print(f"[bold]Started the embedded Kafka broker[/] on 127.0.0.1:{port} (its controller on "
+                          f"{int(port) + 1}) in {time.monotonic() - started:.0f}s")
         created = create_topics(settings)
         console.print(f"Created {len(created)} topics with prefix [cyan]{settings.kafka.topic_prefix}[/]")
         env = {"SWITCHBOARD_KAFKA__TOPIC_PREFIX": settings.kafka.topic_prefix,
