@@ -125,27 +125,8 @@ def _last_timestamp(bootstrap: str, before: dict, after: dict) -> int:
 
 
 def _broker_url(bootstrap_servers: str) -> str:
-    """As streams/app.py builds it (not imported: that module patches faust at import in some versions)."""
+    """As streams/app.py builds it (not imported: that module builds the whole worker's imports)."""
     return ";".join(f"kafka://{server.strip()}" for server in bootstrap_servers.split(","))
-
-
-def _app_class() -> type:
-    """The project's Faust app with the fixed consumer (streams/faust_fixes.py), in whichever form it has:
-    a ``SwitchboardApp`` class, or the older ``apply()`` that patches faust's own classes."""
-    import faust
-
-    from streams import faust_fixes
-
-    try:
-        from streams.faust_app import SwitchboardApp  # type: ignore[import-not-found]
-
-        return SwitchboardApp
-    except ImportError:
-        pass
-    if hasattr(faust_fixes, "SwitchboardApp"):
-        return faust_fixes.SwitchboardApp
-    faust_fixes.apply()
-    return faust.App
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from schemas.codec import codec_for, encode
     from schemas.events import StorefrontEvent
+    from streams.faust_fixes import SwitchboardApp  # the worker's app: the project's fixed Faust consumer
     from streams.settings import Settings
     from streams.topics import app_id
 
@@ -168,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     customers: dict[bytes, bytes] = pickle.loads(args.customers.read_bytes())  # noqa: S301 - our own file
-    app = _app_class()(
+    app = SwitchboardApp(
         app_id(settings), broker=_broker_url(settings.kafka.bootstrap_servers), store="memory://",
         datadir=str(settings.worker.data_dir), topic_partitions=settings.kafka.partitions,
         key_serializer="raw", value_serializer="raw", producer_acks=-1, producer_linger=LINGER_SECONDS,
