@@ -132,6 +132,8 @@ async def _create_message(request: web.Request) -> web.Response:
         if request.transport is not None:
             request.transport.close()
         return web.Response(status=201)  # never written: aiohttp sees the closed socket and gives up
+    if state.scenario.slow_suffix and to.endswith(state.scenario.slow_suffix):
+        await asyncio.sleep(state.scenario.slow_delay)  # stored already: a slow answer, not a slow send
     return web.json_response(status=201, data=_resource(state, message))
 
 

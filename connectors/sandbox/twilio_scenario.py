@@ -38,6 +38,9 @@ class SandboxScenario:
     drop_response_every: for every Nth *accepted* create request, store the message (its
         receipts follow as usual) but close the connection without answering: the ambiguous
         send a client must reconcile through the list API (0 = never).
+    slow_suffix / slow_delay: a create request to a 'To' number ending ``slow_suffix`` is stored
+        at once but answered only after ``slow_delay`` seconds (a provider that is slow for some
+        requests: the others must not wait for it). Empty suffix = never.
     """
 
     fail_rate: float = 0.02
@@ -48,13 +51,15 @@ class SandboxScenario:
     callback_retries: int = 3
     callback_retry_delay: float = 0.5
     drop_response_every: int = 0
+    slow_suffix: str = ""
+    slow_delay: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.fail_rate <= 1.0:
             raise ValueError("fail_rate must be within [0, 1]")
         if self.rate_limit_every < 0 or self.callback_retries < 0 or self.drop_response_every < 0:
             raise ValueError("rate_limit_every, callback_retries and drop_response_every must be >= 0")
-        if self.callback_delay < 0 or self.callback_retry_delay < 0:
+        if self.callback_delay < 0 or self.callback_retry_delay < 0 or self.slow_delay < 0:
             raise ValueError("delays must be >= 0")
 
 
