@@ -34,6 +34,10 @@ def parse(argv: list[str]) -> Options:
                         help="transactional latency while a campaign to a whole store runs, this long (0: skip)")
     parser.add_argument("--memory-customers", type=int, default=d.memory_customers,
                         help="customers in the memory run (0: skip); 1000000 takes about 10 minutes more on 2 cores")
+    parser.add_argument("--gateway-commands", type=int, default=d.gateway_commands,
+                        help="gateway phase: backlog per channel (0: skip the phase)")
+    parser.add_argument("--gateway-only", action="store_true",
+                        help="only the gateway phase, on a broker of its own: quick to iterate on")
     parser.add_argument("--partitions", type=int, default=d.partitions)
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--label", default=d.label,
@@ -51,6 +55,7 @@ def parse(argv: list[str]) -> Options:
                    latency_seconds=args.latency_seconds, ingest_customers=args.ingest_customers,
                    profile_seconds=args.profile_seconds, campaign_seconds=args.campaign_seconds,
                    memory_customers=args.memory_customers,
+                   gateway_commands=args.gateway_commands, gateway_only=args.gateway_only,
                    partitions=args.partitions, seed=args.seed,
                    worker_env=dict(pair.split("=", 1) for pair in args.worker_env), label=args.label)
 
@@ -60,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("kafka").setLevel(logging.ERROR)  # kafka-python's reconnect chatter while topics appear
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # "coordinator not available" while a new broker settles
     options = parse(sys.argv[1:] if argv is None else argv)
+    if options.gateway_only:
+        from bench.gateway import run_gateway_only
+
+        run_gateway_only(options.gateway_commands, options.partitions, options.label, Console())
+        return 0
     (run_decision_only if options.decision_only else run)(options, Console())
     return 0
 

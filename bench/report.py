@@ -48,6 +48,10 @@ def figures(results: dict) -> dict[str, float]:
         found["campaign_rate"] = campaign["campaign_rate"]
     if "ingest" in results:
         found["ingest_rate"] = results["ingest"]["rate"]
+    gateway = results.get("gateway")
+    if gateway:
+        for key in ("rate", "whatsapp_rate", "email_rate", "transactional_p99_ms"):
+            found[f"gateway_{key}"] = gateway[key]
     ready = results.get("pipeline_ready")
     if ready:
         found["rss_mib_pipeline"] = ready["rss_mib"]
@@ -113,6 +117,15 @@ def rows(results: dict) -> list[Figure]:
             listed.append((f"campaign_transactional_{q}", f"transactional {q} during a campaign", detail, "ms",
                            False))
         listed.append(("campaign_rate", "campaign decisions meanwhile", "commands and suppressions", "/s", True))
+    gateway = results.get("gateway")
+    if gateway:
+        backlog = gateway["channels"]["sms"]["backlog"]
+        listed += [("gateway_rate", "SMS gateway process", f"provider calls, {backlog:,} commands, limit lifted",
+                    "/s", True),
+                   ("gateway_whatsapp_rate", "WhatsApp gateway process", "provider calls", "/s", True),
+                   ("gateway_email_rate", "e-mail gateway process", "provider calls (SMTP)", "/s", True),
+                   ("gateway_transactional_p99_ms", "gateway transactional p99",
+                    f"order updates at {gateway['probe_rate']:.0f}/s while bulk drains; worst channel", "ms", False)]
     if "ingest" in results:
         i = results["ingest"]
         listed.append(("ingest_rate", "state ingest (agents)",

@@ -28,6 +28,7 @@ from bench.campaign import busiest_store, run_campaign_latency
 from bench.chart import draw
 from bench.decision import measure_decision
 from bench.faust_passthrough import run_faust_passthrough
+from bench.gateway import run_gateway_phase
 from bench.ingest import run_ingest
 from bench.kafka_io import create_topics, delete_topics_with_prefix, produce_all
 from bench.latency import run_paced
@@ -62,6 +63,8 @@ class Options:
     partitions: int = 6
     seed: int = 42
     worker_env: dict[str, str] = field(default_factory=dict)  # tuning experiments without code changes
+    gateway_commands: int = 5_000  # the gateway phase: backlog per channel (0: skip)
+    gateway_only: bool = False  # --gateway-only: that phase alone, on a broker of its own
     label: str = "latest"  # results/<label>.json, .png, -profile.svg: an experiment keeps its own history
 
 
@@ -191,6 +194,12 @@ def _phases(options: Options, bootstrap: str, run_dir: Path, progress: Progress,
     out["pipeline_end"] = {"rss_mib": round(worker.rss() / 2**20, 1), "peak_rss_mib": round(worker.peak_rss() / 2**20, 1)}
     out["workload"]["events_cycled"] = events.cycled
     worker.stop()
+
+    if options.gateway_commands > 0:
+        with _task(progress, f"gateways: {options.gateway_commands:,} commands per channel against the sandboxes",
+                   3 * options.gateway_commands) as advance:
+            out["gateway"] = run_gateway_phase(bootstrap, run_dir, options.gateway_commands, options.partitions,
+                                               advance)
 
     if options.memory_customers > 0:
         out["memory"] = _memory(options, bootstrap, run_dir, progress, workers, pipelines, out["pipeline_ready"])
