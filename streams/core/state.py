@@ -11,8 +11,9 @@ The parts are the plain dicts the pure modules already fold (so each keeps its o
     journeys       streams.journeys.engine: journey instances and last entries
     behaviour      streams.campaigns.remember: what campaign segments read
 
-A state is immutable: a step returns a new one (``dataclasses.replace``), so a driver can keep the old
-one until the step's effects are handed over. ``as_json``/``from_json`` are the changelog's format.
+A step never changes the state it is given: it works on a shallow copy whose parts it replaces (every
+pure module returns a new dict), so a driver can keep the old state until the step's effects are handed
+over. Nothing else may assign to a state's parts. ``as_json``/``from_json`` are the changelog's format.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class Timer:
     channel: Channel | None = None  # the channel a receipt is awaited on
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CustomerState:
     customer_id: str
     profile_avro: bytes | None = None
@@ -76,6 +77,9 @@ class CustomerState:
     def with_profile(self, profile: CustomerProfile | None, avro: bytes | None) -> CustomerState:
         """The state with a profile already decoded (at ingest), or without one (``None``)."""
         return replace(self, profile_avro=avro, _profile=[profile] if profile is not None else [])
+
+    def __copy__(self) -> CustomerState:
+        return replace(self, _profile=self._profile)
 
     def updated(self, **parts: Any) -> CustomerState:
         return replace(self, **parts, _profile=self._profile)

@@ -9,6 +9,7 @@ campaign's broadcast) is decided by the policy in the same step: nothing is publ
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections import deque
 from dataclasses import dataclass, field
@@ -60,7 +61,10 @@ class _Run:
     """One step in progress: the state as it evolves, the effects in order, the step's instant."""
 
     def __init__(self, state: CustomerState, ctx: Context) -> None:
-        self.state, self.ctx, self.now = state, ctx, ctx.clock.now()
+        # A working copy: its parts are replaced (the pure modules return new dicts), never mutated in place,
+        # so the caller's state stays as it was.
+        self.state, self.ctx, self.now = copy.copy(state), ctx, ctx.clock.now()
+        self.erased = ctx.erased(state.customer_id)
         self.effects: list[Effect] = []
         self.own_outcomes: deque[MessageOutcome] = deque()  # what this step reported, for the journeys to read
 
@@ -85,7 +89,7 @@ class _Run:
         """Decides ``intent`` for this customer; a send or a deferral is recorded and reported here, a
         suppression is returned for the caller to report (a fallback with no channel left reports none)."""
         ctx, state, now = self.ctx, self.state, self.now
-        if ctx.erased(intent.customer_id):
+        if self.erased:
             return policy.Suppress(OutcomeReason.ERASED, ERASED_DETAIL)
         units = ctx.stock(f"sku:{intent.stock_sku}") if intent.stock_sku is not None else None
         if units is not None and units <= 0:
@@ -96,16 +100,13 @@ class _Run:
         match decision:
             case policy.Send(command=command):
                 raw = intent_bytes if intent_bytes is not None else encode(intent)
-                parts = {"in_flight": fallback.remember(state.in_flight, command.message_id, raw, command.channel,
-                                                        now)}
+                state.in_flight = fallback.remember(state.in_flight, command.message_id, raw, command.channel, now)
                 if command.purpose == Purpose.MARKETING:
-                    parts["sent"] = policy.record_sent(state.sent, intent, store, now)
-                self.state = state.updated(**parts)
+                    state.sent = policy.record_sent(state.sent, intent, store, now)
                 self.effects.append(Send(command, intent, note))
             case policy.Defer(until=until, reason=reason, detail=detail):
                 raw = intent_bytes if intent_bytes is not None else encode(intent)
-                self.state = state.updated(scheduled=scheduler.add(state.scheduled, intent.message_id, raw, until,
-                                                                   reason))
+                state.scheduled = scheduler.add(state.scheduled, intent.message_id, raw, until, reason)
                 self.report(publish.scheduled(intent, until, reason, detail, now), intent, note)
         return decision
 
@@ -125,7 +126,7 @@ class _Run:
         failed = ", ".join(c.value for c in retry.tried)
         if not isinstance(self.decide(intent, retry.intent_bytes, note=f"fallback after {failed}"), policy.Send):
             # no channel left: the failure (or the silence) is the message's last word
-            self.state = self.state.updated(in_flight=fallback.finish(self.state.in_flight, message_id))
+            self.state.in_flight = fallback.finish(self.state.in_flight, message_id)
 
     # -- journeys -----------------------------------------------------------------------------------
 
@@ -136,7 +137,7 @@ class _Run:
         """The journey state after ``result``, and its messages decided at once."""
         active_before = set(self.state.journeys.get("active", {}))
         keep = result.state if result.state.get("active") or result.state.get("entered") else {}
-        self.state = self.state.updated(journeys=keep)
+        self.state.journeys = keep
         completed = []
         for name in result.exited:  # an exit_on event ends a journey before anything else happens
             journey = self.ctx.journeys.get(name)
@@ -170,7 +171,7 @@ class _Run:
         after = consent.fold(before, recorded)
         if after == before:
             return  # a replay, or older than what is recorded
-        self.state = self.state.updated(consents=after)
+        self.state.consents = after
         self.effects.append(ConsentNote(recorded, from_reply))
         # gateways re-check this right before calling a provider: opt-outs win the race
         self.effects.append(Emit(CONSENT_STATE, change.customer_id.encode(),
@@ -184,14 +185,14 @@ class _Run:
 def on_profile(run: _Run, item: ProfileInput) -> None:
     if item.profile is None:  # a tombstone (an erasure writes one): the profile is gone
         run.state = run.state.with_profile(None, None)
-    elif run.ctx.erased(run.state.customer_id):  # re-imported after an erasure: keep nothing
+    elif run.erased:  # re-imported after an erasure: keep nothing
         run.effects.append(Ignored("profile_ignored"))
     else:
         run.state = run.state.with_profile(item.profile, item.avro)
 
 
 def on_consent(run: _Run, item: ConsentInput) -> None:
-    if run.ctx.erased(run.state.customer_id):
+    if run.erased:
         run.effects.append(Ignored("consent_ignored"))
         return
     run.record_consent(item.change, item.received_at, from_reply=False)
@@ -200,7 +201,7 @@ def on_consent(run: _Run, item: ConsentInput) -> None:
 def on_event(run: _Run, item: EventInput) -> None:
     event = item.event
     result = engine.on_event(run.state.journeys, event, item.received_at, run.journey_context(event.store_id))
-    if run.ctx.erased(run.state.customer_id):  # report what would have gone, keep no state about the customer
+    if run.erased:  # report what would have gone, keep no state about the customer
         run.effects.append(Ignored("event_ignored"))
         for intent in result.intents:
             run.suppressed(intent, OutcomeReason.ERASED, ERASED_DETAIL)
@@ -211,19 +212,19 @@ def on_event(run: _Run, item: EventInput) -> None:
         run.effects.append(Emit(PRODUCT_COPURCHASES, affinity.key(record.store_id, record.sku).encode(), record))
     summary = campaigns.remember(run.state.behaviour, event)
     if summary is not None:
-        run.state = run.state.updated(behaviour=summary)
+        run.state.behaviour = summary
     run.apply_journeys(event.store_id, result, cause=str(event.event_type))
 
 
 def on_reply(run: _Run, item: ReplyInput) -> None:
     inbound = item.inbound
-    if run.ctx.erased(run.state.customer_id):
+    if run.erased:
         run.effects.append(Ignored("inbound_ignored"))
         return
     channel = str(inbound.channel)
     seen = dict(run.state.conversations)
     seen[channel] = max(seen.get(channel, 0), int(inbound.received_at.timestamp() * 1000))
-    run.state = run.state.updated(conversations=seen)
+    run.state.conversations = seen
     profile = run.state.profile
     pending = consent.state_of(run.state.consents, inbound.channel, Purpose.MARKETING)
     actions = replies.actions_for(inbound, profile.locale if profile else "en",
@@ -244,7 +245,7 @@ def on_outcome(run: _Run, item: OutcomeInput) -> None:
     outcome = item.outcome
     in_flight, retry = fallback.on_outcome(run.state.in_flight, outcome)
     if in_flight != run.state.in_flight:
-        run.state = run.state.updated(in_flight=in_flight)
+        run.state.in_flight = in_flight
     if retry is not None:
         run.fall_back(outcome.message_id, retry)
     if run.active_journeys():
@@ -261,7 +262,7 @@ def on_timer(run: _Run, item: TimerInput) -> None:
         remaining, intent_bytes = scheduler.take(run.state.scheduled, item.ident)
         if intent_bytes is None:
             return  # already taken: a repeated fire
-        run.state = run.state.updated(scheduled=remaining)
+        run.state.scheduled = remaining
         # decided again: it may be deferred again (a cap, a new zone)
         run.decide_or_report(codec_for(MessageIntent).decode(intent_bytes), intent_bytes,
                              note="deferred send, decided again")

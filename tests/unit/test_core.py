@@ -251,3 +251,12 @@ def test_the_state_survives_its_changelog_format(texts):
     restored = core.CustomerState.from_json("c1", state.as_json())
     assert restored == state and restored.profile == state.profile
     assert restored.timers({"sms": 900.0}) == state.timers({"sms": 900.0})
+
+
+def test_a_step_leaves_the_state_it_was_given_as_it_was():
+    state = customer(marketing=(Channel.SMS,))
+    before = core.CustomerState.from_json("c1", state.as_json())
+    for item in (core.ReplyInput(reply("STOP")), core.EventInput(order_placed(), NOW),
+                 core.IntentInput(f.intent("c1"), encode(f.intent("c1")))):
+        assert core.step(state, item, context()).state != state
+        assert state == before
