@@ -157,6 +157,7 @@ class Gateway:
         self._breaker = CircuitBreaker(config.breaker_threshold, config.breaker_cool_off)
         self._slots = PrioritySlots(config.concurrency)
         self._customers = CustomerLanes()
+        self._bulk_pacing: dict[str, asyncio.Lock] = {}  # per sender
         self._in_flight: deque[_Batch] = deque()
         self._in_flight_records = 0
         self._stage = f"gateway_{self.channel.value}"
@@ -378,8 +379,11 @@ class Gateway:
         if urgent:
             await self._wait(self._limits.reserve(key, cost))
             return
-        while (wait := self._limits.take(key, cost)) > 0:
-            await self._wait(wait)
+        # One bulk send at a time asks for tokens (the rest queue on the lock, in order): a thousand bulk
+        # sends polling the bucket would wake a thousand times for every token.
+        async with self._bulk_pacing.setdefault(key, asyncio.Lock()):
+            while (wait := self._limits.take(key, cost)) > 0:
+                await self._wait(wait)
         await self._wait(0)
 
     async def _later(self, write: Awaitable[None]) -> None:
