@@ -37,7 +37,6 @@ def bench_settings(bootstrap: str, run_dir: Path, label: str, partitions: int) -
     s.worker.web_port = free_port()
     s.worker.data_dir = run_dir / f"worker-{label}"
     s.worker.session_timeout = 10.0
-    s.worker.campaign_rate = 5000.0  # the campaign phase: its back-pressure, not a rate, limits it
     stores = run_dir / f"stores-{uuid.uuid4().hex[:6]}.yaml"
     stores.parent.mkdir(parents=True, exist_ok=True)
     stores.write_text(yaml.safe_dump(THROUGHPUT_STORES), encoding="utf-8")
@@ -55,7 +54,6 @@ def env_of(s: Settings) -> dict[str, str]:
         "SWITCHBOARD_WORKER__DATA_DIR": str(s.worker.data_dir),
         "SWITCHBOARD_WORKER__SESSION_TIMEOUT": str(s.worker.session_timeout),
         "SWITCHBOARD_WORKER__STORES_FILE": str(s.worker.stores_file),
-        "SWITCHBOARD_WORKER__CAMPAIGN_RATE": str(s.worker.campaign_rate),
     }
 
 

@@ -154,6 +154,23 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__} (unexpected; message withheld, see the worker's log for the traceback)"
 
 
+def dead_letter(topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, stage: str,
+                exc: BaseException, now: dt.datetime, reason: str | None = None) -> tuple[str, DeadLetter]:
+    """The dead letter of a record a stage could not handle, and the topic it goes to (``<topic>.dlq``).
+    ``reason`` replaces the exception's text; give one only when it carries no personal data."""
+    return f"{topic}.dlq", DeadLetter(
+        source_topic=topic,
+        source_partition=partition,
+        source_offset=offset,
+        key=key,
+        value=value,
+        stage=stage,
+        error_type=type(exc).__name__,
+        error_message=reason or describe_error(exc),
+        failed_at=now,
+    )
+
+
 class DeadLetterWriter:
     def __init__(self, publisher: Publisher, metrics: Metrics) -> None:
         self._publisher = publisher
@@ -173,18 +190,8 @@ class DeadLetterWriter:
         reason: str | None = None,
     ) -> None:
         """``reason`` replaces the exception's text; give one only when it carries no personal data."""
-        where = coordinates(topic, partition, offset)
-        logger.warning("dead-lettering %s at stage %s: %s", where, stage, type(exc).__name__)
-        letter = DeadLetter(
-            source_topic=topic,
-            source_partition=partition,
-            source_offset=offset,
-            key=key,
-            value=value,
-            stage=stage,
-            error_type=type(exc).__name__,
-            error_message=reason or describe_error(exc),
-            failed_at=now,
-        )
-        await self._publisher.publish(f"{topic}.dlq", key, encode(letter))
+        logger.warning("dead-lettering %s at stage %s: %s", coordinates(topic, partition, offset), stage,
+                       type(exc).__name__)
+        dlq, letter = dead_letter(topic, partition, offset, key, value, stage, exc, now, reason)
+        await self._publisher.publish(dlq, key, encode(letter))
         self._metrics.dead_letters.labels(stage).inc()

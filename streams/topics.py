@@ -18,8 +18,7 @@ from schemas.catalog import CATALOG, TopicNames
 from streams.settings import Settings
 
 # The worker's tables; each has a compacted changelog.
-TABLES = ("profiles", "consents", "conversations", "in_flight", "scheduled", "sent", "erased", "journeys",
-          "behaviour", "subscribers", "stock", "affinity")
+TABLES = ("customers", "erased", "campaign_walks", "subscribers", "stock", "affinity")
 
 logger = logging.getLogger(__name__)
 

@@ -133,7 +133,7 @@ def test_malformed_event_is_dead_lettered_with_its_bytes_and_the_partition_keeps
     letters = consume_until(worker.kafka.bootstrap_servers, names(dlq_topic(STOREFRONT_EVENTS)),
                             lambda seen: any(d.value == garbage for _, d in seen), model=DeadLetter)
     letter = next(d for _, d in letters if d.value == garbage)
-    assert letter.source_topic == names(STOREFRONT_EVENTS) and letter.stage == "run_journeys"
+    assert letter.source_topic == names(STOREFRONT_EVENTS) and letter.stage == "own_customers"
     assert letter.error_type == "DecodeError" and "fingerprint" in letter.error_message
     assert _commands(worker, Channel.EMAIL, {_expected_id(event)})  # the next event still flowed
 
