@@ -188,6 +188,10 @@ async def _drain(settings: Settings, channel: Channel, backlog: int, gateway: su
     rate = ((high - low) / ((times[high] - times[low]) / 1000) if len(times) >= 20 and times[high] > times[low]
             else float("nan"))
     latencies = [sent[m] - t for m, t in probes.items() if m in sent]
+    trace = Path(os.environ.get("BENCH_GATEWAY_TRACE", "")) if os.environ.get("BENCH_GATEWAY_TRACE") else None
+    if trace is not None:  # the order updates' ids and times, to follow them through the gateway's log
+        import json
+        trace.write_text(json.dumps({m: [t, sent.get(m)] for m, t in probes.items()}), encoding="utf-8")
     del expected, bulk_topic
     return {"rate": round(rate, 1), "sent": len(sent), "drained": len(sent) >= backlog,
             "order_updates": len(probes), "order_updates_sent": len(latencies),

@@ -26,6 +26,7 @@ from connectors.errors import (
     ProviderTransientError,
 )
 from connectors.providers.base import ProviderReceipt, SmsRequest
+from connectors.providers.http_pool import HttpClients
 
 __all__ = ["TwilioSmsProvider", "map_twilio_errors"]
 
@@ -122,15 +123,14 @@ class TwilioSmsProvider:
         self._from_number = from_number
         self.sender_id = from_number  # Twilio counts throughput per sending number (in segments)
         self._path = f"/{API_VERSION}/Accounts/{account_sid}/Messages.json"
-        self._client = httpx.AsyncClient(
+        self._client = HttpClients(  # pooled keep-alive connections for the gateway's concurrent calls
+            max_connections,
             base_url=base_url.rstrip("/"),
             auth=httpx.BasicAuth(account_sid, token.get_secret_value()),
             timeout=timeout,
             transport=transport,
             headers={"Accept": "application/json"},
-            # Keep-alive connections for as many calls as the gateway runs at once (httpx keeps only 20 by
-            # default: the rest would reconnect per call). HTTP/1.1: the sandboxes speak nothing else.
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            # HTTP/1.1: the sandboxes speak nothing else (HTTP/2 would need the h2 package).
         )
 
     def __repr__(self) -> str:
@@ -141,7 +141,7 @@ class TwilioSmsProvider:
         if request.status_callback:
             form["StatusCallback"] = request.status_callback
         with map_twilio_errors():
-            response = await self._client.post(self._path, data=form)
+            response = await self._client.next().post(self._path, data=form)
             response.raise_for_status()
         receipt = self._parse_receipt(response, request.message_id)
         logger.info(
@@ -179,7 +179,7 @@ class TwilioSmsProvider:
         pages = 0
         while url and pages < FIND_MAX_PAGES:
             with map_twilio_errors():
-                response = await self._client.get(url, params=params)
+                response = await self._client.next().get(url, params=params)
                 response.raise_for_status()
             pages += 1
             messages, url = self._parse_page(response)

@@ -45,6 +45,7 @@ from connectors.errors import (
     ProviderTransientError,
 )
 from connectors.providers.base import ProviderReceipt, SmsRequest
+from connectors.providers.http_pool import HttpClients
 from connectors.webhooks.vonage_dlr import compute_signature
 from streams.sms import encoding_of
 
@@ -191,12 +192,12 @@ class VonageSmsProvider:
         self._from = _sender(from_number)
         self.sender_id = self._from  # Vonage counts throughput per sending number, per message part
         self._clock = clock
-        self._client = httpx.AsyncClient(
+        self._client = HttpClients(  # pooled keep-alive connections for the gateway's concurrent calls
+            max_connections,
             base_url=base_url.rstrip("/"),
             timeout=timeout,
             transport=transport,
             headers={"Accept": "application/json"},
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
 
     def __repr__(self) -> str:
@@ -226,7 +227,7 @@ class VonageSmsProvider:
     async def send(self, request: SmsRequest) -> ProviderReceipt:
         form = self.build_form(request)
         with map_vonage_errors():
-            response = await self._client.post(SEND_PATH, data=form)
+            response = await self._client.next().post(SEND_PATH, data=form)
             response.raise_for_status()
         parts, count = _parts(response)
         failed = [p for p in parts if str(p["status"]).strip() != "0"]

@@ -28,6 +28,7 @@ from connectors.errors import (
     ProviderTransientError,
 )
 from connectors.providers.base import ProviderReceipt, WhatsAppRequest
+from connectors.providers.http_pool import HttpClients
 
 __all__ = ["MetaWhatsAppProvider", "map_meta_errors", "build_message"]
 
@@ -197,14 +198,14 @@ class MetaWhatsAppProvider:
         self._phone_number_id = phone_number_id
         self.sender_id = phone_number_id  # Meta's throughput (80/s, up to 1,000/s) is per business phone number
         self._path = f"/{api_version.strip('/')}/{phone_number_id}/messages"
-        self._client = httpx.AsyncClient(
+        self._client = HttpClients(  # pooled keep-alive connections for the gateway's concurrent calls
+            max_connections,
             base_url=base_url.rstrip("/"),
             timeout=timeout,
             transport=transport,
             headers={"Accept": "application/json", "Authorization": f"Bearer {token.get_secret_value()}"},
-            # Pooled keep-alive connections for the gateway's concurrent calls. The Graph API speaks HTTP/2, but
-            # httpx needs the h2 package for it and the sandbox speaks HTTP/1.1: HTTP/1.1 with a pool for now.
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            # The Graph API speaks HTTP/2, but httpx needs the h2 package for it and the sandbox speaks
+            # HTTP/1.1 only: HTTP/1.1, with a pool.
         )
 
     def __repr__(self) -> str:
@@ -214,7 +215,7 @@ class MetaWhatsAppProvider:
     async def send(self, request: WhatsAppRequest) -> ProviderReceipt:
         body = build_message(request)  # rejects before any network traffic
         with map_meta_errors():
-            response = await self._client.post(self._path, json=body)
+            response = await self._client.next().post(self._path, json=body)
             response.raise_for_status()
         receipt = self._parse_receipt(response, request.message_id)
         logger.info("meta_whatsapp accepted message_id=%s type=%s", request.message_id, body["type"])
