@@ -4,7 +4,9 @@ Known answers are counted by hand from the rules (160/153 septets, 70/67 UTF-16
 units, extension characters cost 2 septets, a part never ends mid-character).
 """
 
-from hypothesis import given
+import unicodedata
+
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from streams.sms import (
@@ -12,6 +14,7 @@ from streams.sms import (
     GSM7_BASIC,
     GSM7_EXTENSION,
     SMART_ENCODING,
+    UCS2_PER_PART,
     SmsInfo,
     country_of,
     encoding_of,
@@ -345,3 +348,231 @@ def test_smart_encoding_is_idempotent(text):
 @given(GSM_TEXT)
 def test_smart_encoding_never_changes_gsm7_text(text):
     assert smart_encode(text) == text
+
+
+# --- the fast path equals the character-by-character reference (issue #12) -------------------
+#
+# streams.sms counts with regexes, str.encode and slices.  What follows is the module as it was
+# before, walking the text one character at a time: it is the definition, and the fast code must
+# give the very same SmsInfo, encoding and smart-encoded text for every input.
+
+_REFERENCE_GSM7 = GSM7_BASIC | GSM7_EXTENSION
+
+
+def _reference_encoding_of(text: str) -> str:
+    return "GSM-7" if all(ch in _REFERENCE_GSM7 for ch in text) else "UCS-2"
+
+
+def _reference_septets(piece: str) -> int:
+    return sum(2 if ch in GSM7_EXTENSION else 1 for ch in piece)
+
+
+def _reference_utf16_units(piece: str) -> int:
+    return sum(2 if ord(ch) > 0xFFFF else 1 for ch in piece)
+
+
+def _reference_is_extend(ch: str) -> bool:
+    cp = ord(ch)
+    return (
+        unicodedata.category(ch) in ("Mn", "Me", "Mc")
+        or cp in (0x200C, 0x200D)
+        or 0xE0020 <= cp <= 0xE007F
+    )
+
+
+def _reference_is_control(ch: str) -> bool:
+    category = unicodedata.category(ch)
+    return category in ("Cc", "Zl", "Zp", "Cs") or (category == "Cf" and not _reference_is_extend(ch))
+
+
+def _reference_is_regional_indicator(ch: str) -> bool:
+    return 0x1F1E6 <= ord(ch) <= 0x1F1FF
+
+
+def _reference_is_skin_tone(ch: str) -> bool:
+    return 0x1F3FB <= ord(ch) <= 0x1F3FF
+
+
+def _reference_is_pictograph(ch: str) -> bool:
+    cp = ord(ch)
+    return 0x2600 <= cp <= 0x27BF or 0x1F000 <= cp <= 0x1FAFF
+
+
+def _reference_joins(cluster: str, ch: str) -> bool:
+    last = cluster[-1]
+    if _reference_is_control(last) or _reference_is_control(ch):
+        return False
+    if _reference_is_skin_tone(ch):
+        return _reference_is_pictograph(last) and not _reference_is_skin_tone(last)
+    if _reference_is_extend(ch):
+        return True
+    if _reference_is_regional_indicator(ch):
+        return len(cluster) == 1 and _reference_is_regional_indicator(last)
+    return last == "\u200d" and _reference_is_pictograph(ch)
+
+
+def _reference_clusters(text: str) -> list[str]:
+    clusters: list[str] = []
+    for ch in text:
+        if clusters and _reference_joins(clusters[-1], ch):
+            clusters[-1] += ch
+        else:
+            clusters.append(ch)
+    pieces: list[str] = []
+    for cluster in clusters:
+        fits = _reference_utf16_units(cluster) <= 67
+        pieces.extend([cluster] if fits else list(cluster))
+    return pieces
+
+
+def _reference_segment(text: str) -> SmsInfo:
+    encoding = _reference_encoding_of(text)
+    if encoding == "GSM-7":
+        pieces, size, single, per_part = list(text), _reference_septets, 160, 153
+    else:
+        pieces, size, single, per_part = _reference_clusters(text), _reference_utf16_units, 70, 67
+    units = sum(size(piece) for piece in pieces)
+    if units <= single:
+        parts = [text]
+    else:
+        parts, used = [""], 0
+        for piece in pieces:
+            if used + size(piece) > per_part:
+                parts.append("")
+                used = 0
+            parts[-1] += piece
+            used += size(piece)
+    return SmsInfo(encoding, units, len(parts), len(text), tuple(parts))
+
+
+def _reference_smart_encode(text: str) -> str:
+    return "".join(SMART_ENCODING.get(ch, ch) for ch in text)
+
+
+# Alphabets of the texts the shops send, and of the characters that make segmentation hard.
+_GSM_BASIC = sorted(GSM7_BASIC)
+_GSM_EXTENSION = sorted(GSM7_EXTENSION)
+_HEBREW = [chr(cp) for cp in range(0x05D0, 0x05EB)] + list(" ,.!?:-\"'0123456789") + ["\u05be", "\u05f3", "\u05f4"]
+_NIQQUD = [chr(cp) for cp in range(0x05B0, 0x05C8)]  # vowel points and cantillation: combining marks
+_POLISH = list("ąćęłńóśźżĄĆĘŁŃÓŚŹŻ") + list("abcdefghijklmnoprstuwyzABCDEFGHIJKLMNOPRSTUWYZ .,!?")
+_BELARUSIAN = (list("абвгдеёжзійклмнопрстуўфхцчшыьэюяАБВГДЕЁЖЗІЙКЛМНОПРСТУЎФХЦЧШЫЬЭЮЯ")
+               + ["\u02bc", "'", "’", "«", "»", "—", " ", ",", ".", "№"])
+_EMOJI = ["🛒", "✨", "🎉", "❤", "\ufe0f", "👍", "🏻", "🏽", "🏿", "\u200d", "\u200c", "👨", "👩", "👧", "🇳", "🇱",
+          "🇵", "🇮", "🏴", "\U000e0067", "\U000e0062", "\U000e007f", "😀", "🤌", "🫶", "\u20e3", "#", "1"]
+_LOOK_ALIKES = sorted(SMART_ENCODING) + ["ç", "\u2126", "\u0391", "\u0410", "á", "\x1b", "\u0301", "\u0308", "Ω"]
+_AWKWARD = ["\r", "\n", "\t", "\x00", "\ud83d", "\ude00", "\udfff", "\u2028", "\u0488", "\u0903", "\U00020000",
+            "\U0010fffd", "\uffff", "\U00010000", "\U000e0100", "\u20dd", "\u0bbe"]
+# Whole clusters (and would-be clusters) to put right at a cut: marks of each kind (Mn, Mc, Me),
+# variation selectors in both planes, skin tones, flags, tag sequences, ZWJ sequences, keycaps.
+CLUSTERS = ["e\u0301", "ש\u05b8\u05bc", "\u0915\u0903", "\u0b95\u0bbe", "\u0430\u0488", "1\u20dd", "❤\ufe0f",
+            "\u845b\U000e0100", "👍🏽", "🏽", "👍🏽🏽", "🇳🇱", "🇳🇱🇵", "🇳\u0301🇱", "🏴\U000e0067\U000e0062\U000e007f",
+            "👨\u200d👩\u200d👧", "a\u200d🛒", "\u200d", "\u200c", "1\ufe0f\u20e3", "\r\n", "\r\u0301", "\ud83d", "🛒",
+            "€", "[]", "\x1b"]
+
+ALPHABETS = {
+    "gsm7 basic": _GSM_BASIC,
+    "gsm7 extension": _GSM_EXTENSION + ["a", " "],
+    "hebrew": _HEBREW,
+    "hebrew with niqqud": _HEBREW + _NIQQUD,
+    "polish": _POLISH,
+    "belarusian": _BELARUSIAN,
+    "emoji": _EMOJI + ["a", " ", "ש"],
+    "look-alikes": _LOOK_ALIKES + ["a", " "],
+}
+_ALL = sorted({ch for alphabet in ALPHABETS.values() for ch in alphabet} | set(_AWKWARD))
+
+ONE_LANGUAGE = st.one_of([st.text(alphabet=alphabet, max_size=500) for alphabet in ALPHABETS.values()])
+# Mixtures: runs of one alphabet after another (a Hebrew text with an English link and an emoji...).
+MIXTURE = st.lists(st.one_of([st.text(alphabet=alphabet, max_size=60) for alphabet in ALPHABETS.values()]),
+                   max_size=12).map("".join)
+SCATTERED = st.text(alphabet=_ALL, max_size=500)
+ANYTHING = st.text(st.characters(codec=None), max_size=400)  # every code point, lone surrogates included
+# Stacks and runs longer than a part: a cluster too long for one part is split between code points.
+PATHOLOGICAL = st.lists(st.sampled_from(["e" + "\u0301" * 70, "ש" + "\u05b8" * 40, "🇳" * 75, "👍" + "🏽" * 40,
+                                         "👨\u200d" * 30, "\u200d" * 80, "❤\ufe0f" * 40, "ש"]),
+                        max_size=6).map("".join)
+
+
+@st.composite
+def near_boundaries(draw) -> str:
+    """A text whose size is around 1-4 parts' worth, with awkward characters put right at the cut."""
+    gsm = draw(st.booleans())
+    filler = draw(st.sampled_from(["a", " €"] if gsm else ["ש", "ж", "ó", "a"]))
+    single, per_part = (160, 153) if gsm else (70, 67)
+    size = draw(st.sampled_from([single, per_part, 2 * per_part, 3 * per_part, 4 * per_part]))
+    size += draw(st.integers(-3, 3))
+    text = list((filler * size)[:max(size, 0)])
+    spice = _GSM_EXTENSION if gsm else _ALL + CLUSTERS
+    for _ in range(draw(st.integers(0, 6))):
+        cut = draw(st.sampled_from([single, per_part, 2 * per_part, 3 * per_part]))
+        at = min(max(cut + draw(st.integers(-4, 2)), 0), len(text))
+        text.insert(at, draw(st.sampled_from(spice)))
+    return "".join(text)
+
+
+ANY_SMS = st.one_of(ONE_LANGUAGE, MIXTURE, SCATTERED, near_boundaries(), PATHOLOGICAL, ANYTHING)
+
+
+def assert_like_reference(text: str) -> None:
+    assert segment(text) == _reference_segment(text)
+    assert encoding_of(text) == _reference_encoding_of(text)
+    assert smart_encode(text) == _reference_smart_encode(text)
+
+
+@settings(max_examples=500)
+@given(ANY_SMS)
+@example("")
+@example("a" * 160)
+@example("a" * 152 + "€" + "a" * 10)
+@example("ש" * 66 + "🛒" + "ש" * 5)
+@example("ש" * 65 + "👍🏽" + "ש" * 5)
+@example("ש" * 64 + "🇳🇱🇵" + "ש" * 5)
+@example("🇳" * 140)
+@example("ש" * 66 + "e" + "\u0301" * 80)
+@example("ש" * 60 + "👨\u200d👩\u200d👧" + "ש" * 5)
+@example("\u0301" * 71)
+@example("ש" * 70 + "\ud83d\ude00")
+def test_fast_segment_encoding_and_smart_encoding_equal_the_reference(text):
+    assert_like_reference(text)
+
+
+def test_every_cluster_at_every_offset_around_a_cut_segments_like_the_reference():
+    for cluster in CLUSTERS + ["🛒🛒", "e" + "\u0301" * 70]:
+        for filler, cuts in (("ש", (67, 134)), ("a", (153, 306))):
+            for cut in cuts:
+                for before in range(cut - 8, cut + 3):
+                    assert_like_reference(filler * before + cluster + filler * 90)
+
+
+@settings(max_examples=300)
+@given(near_boundaries())
+def test_fast_segment_equals_the_reference_around_part_boundaries(text):
+    assert_like_reference(text)
+
+
+CLUSTERED = st.lists(st.sampled_from(PIECES + _EMOJI + _NIQQUD + CLUSTERS + ["ש", "ж"]), min_size=60, max_size=300)
+
+
+@settings(max_examples=150)
+@given(CLUSTERED.map("".join))
+def test_fast_segment_equals_the_reference_on_emoji_and_marks_across_cuts(text):
+    assert_like_reference(text)
+
+
+@given(st.sampled_from(sorted(ALPHABETS)), st.data())
+def test_smart_encoded_text_segments_like_the_reference(name, data):
+    text = smart_encode(data.draw(st.text(alphabet=ALPHABETS[name] + _LOOK_ALIKES, max_size=400)))
+    assert segment(text) == _reference_segment(text)
+
+
+def test_a_cached_result_is_the_result_for_an_equal_text():
+    text = "Twoje zamówienie zostało wysłane! " * 4
+    first = segment(text)
+    assert segment("".join(list(text))) is first  # another str object, equal: the cache answers
+    assert first == _reference_segment(text)
+
+
+def test_no_piece_is_longer_than_a_part_in_the_reference_either():
+    # The fast cut relies on this: the greedy reference never leaves a part empty.
+    assert all(len(piece.encode("utf-16-le", "surrogatepass")) // 2 <= UCS2_PER_PART
+               for piece in _reference_clusters("e" + "\u0301" * 80 + "🇳" * 3))
