@@ -160,6 +160,8 @@ class Gateway:
         self._bulk_pacing: dict[str, asyncio.Lock] = {}  # per sender
         self._in_flight: deque[_Batch] = deque()
         self._in_flight_records = 0
+        self._to_commit: dict[TopicPartition, int] = {}  # finished, durable, not yet committed
+        self._committing: asyncio.Task[None] | None = None
         self._stage = f"gateway_{self.channel.value}"
         self._stop = asyncio.Event()
         self._unresolved: dict[str, tuple[SendCommand, dt.datetime]] = {}  # ambiguous sends to reconcile
@@ -258,18 +260,30 @@ class Gateway:
             self._customers.leave(record.topic, record.key or b"", mine)
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
-        """Commits the finished batches at the head, in order (a fatal send error is raised here)."""
-        done: dict[TopicPartition, int] = {}
+        """Commits the finished batches at the head, in order (a fatal send error is raised here). The commit
+        runs beside the fetch loop, one at a time: a slow broker round trip never holds up the next fetch."""
         blocked: set[TopicPartition] = set()
         while self._in_flight and self._in_flight[0].task is not None and self._in_flight[0].task.done():
             batch = self._in_flight.popleft()
             if batch.task.exception() is not None:
-                if done:
-                    await consumer.commit(done)
+                await self._commit_now(consumer)
                 raise batch.task.exception()
-            done.update(batch.offsets(blocked))
-        if done:
-            await consumer.commit(done)
+            self._to_commit.update(batch.offsets(blocked))
+        if self._committing is not None and self._committing.done():
+            committing, self._committing = self._committing, None
+            committing.result()  # a failed commit stops the gateway, as it did when awaited here
+        if self._to_commit and self._committing is None:
+            offsets, self._to_commit = self._to_commit, {}
+            self._committing = asyncio.create_task(consumer.commit(offsets))
+
+    async def _commit_now(self, consumer: AIOKafkaConsumer) -> None:
+        """Waits for the commit on its way, then commits what is left."""
+        if self._committing is not None:
+            committing, self._committing = self._committing, None
+            await committing
+        if self._to_commit:
+            offsets, self._to_commit = self._to_commit, {}
+            await consumer.commit(offsets)
 
     async def _drain(self, consumer: AIOKafkaConsumer) -> None:
         """On stop: calls in flight finish and are recorded, waiting sends stop; then what finished is committed."""
@@ -289,8 +303,8 @@ class Gateway:
         if stopped:
             logger.info("%s gateway stopping with %d messages waiting: they stay uncommitted", self.channel.value,
                         stopped)
-        if done:
-            await consumer.commit(done)
+        self._to_commit.update(done)
+        await self._commit_now(consumer)
 
     async def handle(self, record: ConsumerRecord) -> None:
         try:
