@@ -3,10 +3,10 @@
 :func:`measure_decision` times a :data:`DecisionLoop` over the bench's events (the workload's mix, its
 customers' profiles and folded consents) in CPU time of this thread, several repetitions, each from
 fresh state; it reports the minimum and the median in µs per event. The loop is made by a factory
-(``make_loop``): :func:`todays_path` is the path ``streams/app.py`` runs today; a faust-free core
-(``streams/core``) swaps in by passing another factory, nothing else changes.
+(``make_loop``): :func:`core_path` is the worker's path (the core's step and the owner's hand-over);
+:func:`previous_path` is the worker's path before the core, kept to give the ratio in the same run.
 
-What :func:`todays_path` does per event, as the worker's handlers do (``on_event``, ``apply_journeys``,
+What :func:`previous_path` does per event, as the worker's handlers did (``on_event``, ``apply_journeys``,
 ``decide_and_send``, ``on_intent``, ``count_copurchases``), with dicts for the tables:
 
 - decode the StorefrontEvent (Avro + pydantic), count it, check the erasure key (HMAC);
@@ -36,15 +36,18 @@ from prometheus_client import CollectorRegistry
 
 from bench.worker import THROUGHPUT_STORES
 from bench.workload import Record, Workload
+from schemas.catalog import TopicNames
 from schemas.codec import codec_for, encode
 from schemas.customers import CustomerProfile
 from schemas.events import StorefrontEvent
 from schemas.messages import MessageIntent, OutcomeReason
 from schemas.types import Purpose
-from streams import affinity, campaigns, erasure, fallback, policy, publish, quiet_hours
+from streams import affinity, campaigns, core, erasure, fallback, policy, publish, quiet_hours
+from streams.clock import WallClock
 from streams.journeys import engine as journey_engine
 from streams.journeys.loader import load_dir as load_journeys
 from streams.metrics import Metrics
+from streams.owner import CustomerOwner
 from streams.settings import Settings
 from streams.stores import StoreDirectory
 
@@ -84,7 +87,7 @@ def measure_decision(workload: Workload, events: int = 5000, repetitions: int = 
                      progress: Callable[[int], None] = lambda n: None) -> DecisionCost:
     """CPU µs per event of ``make_loop``'s loop (default: :func:`todays_path`) over the workload's first
     ``events`` events, ``repetitions`` times, each repetition from fresh state."""
-    make_loop = make_loop or todays_path
+    make_loop = make_loop or core_path
     chosen: Sequence[Record] = workload.events[:events]
     costs: list[float] = []
     produced: Counter = Counter()
@@ -102,8 +105,82 @@ def measure_decision(workload: Workload, events: int = 5000, repetitions: int = 
                         getattr(make_loop, "__name__", str(make_loop)))
 
 
-def todays_path(workload: Workload) -> DecisionLoop:
-    """The decision path of ``streams/app.py`` today for one storefront event, tables as dicts."""
+class _CountingSink:
+    """The owner's producer, counting what it is handed (by topic's last part)."""
+
+    def __init__(self) -> None:
+        self.out: Counter = Counter()
+
+    def send(self, topic: str, key: bytes | None, value: bytes | None, headers=None, partition=None) -> None:  # noqa: ANN001
+        self.out[topic.rsplit(".", 2)[-2] if ".commands." in topic else topic.rsplit(".", 1)[-1]] += 1
+
+    async def flush(self) -> None:
+        return None
+
+
+class _JsonStore:
+    """A table as the owner writes it, the changelog's JSON serialization included."""
+
+    def __init__(self, values: dict[bytes, object] | None = None) -> None:
+        self.data = dict(values or {})
+        self.dumps = codecs.get_codec("json").dumps
+
+    def get(self, key: bytes) -> object:
+        return self.data.get(key)
+
+    def cache(self, key: bytes, value: object) -> None:
+        self.data[key] = value
+
+    def put(self, key: bytes, value: object, partition: int) -> None:
+        self.data[key] = value
+        self.dumps(value.as_json() if isinstance(value, core.CustomerState) else value)
+
+    def delete(self, key: bytes, partition: int) -> None:
+        self.data.pop(key, None)
+
+    def keys(self) -> list[bytes]:
+        return list(self.data)
+
+
+def core_path(workload: Workload) -> DecisionLoop:
+    """The worker's path today for one storefront event: the record decoded into an input, the core's step
+    (streams/core), every effect encoded and counted as the owner hands it to the producer
+    (``CustomerOwner._hand_over``), the state written once with its changelog's JSON."""
+    settings = Settings()
+    with tempfile.TemporaryDirectory() as tmp:  # the bench worker's store rules: no quiet hours, no caps
+        rules = Path(tmp) / "stores.yaml"
+        rules.write_text(yaml.safe_dump(THROUGHPUT_STORES), encoding="utf-8")
+        stores = StoreDirectory.load(rules)
+    json = codecs.get_codec("json")
+    customers = _JsonStore({entry.key: core.CustomerState.from_json(entry.key.decode(), json.loads(entry.state_json()))
+                            for entry in workload.tables})
+    ctx = core.Context(clock=WallClock(), journeys=load_journeys(settings.worker.journeys_dir), stores=stores,
+                       policy=policy.PolicyConfig(default_country=settings.worker.default_country))
+    sink = _CountingSink()
+    owner = CustomerOwner(ctx, customers, _JsonStore(), _JsonStore(), sink, TopicNames(""),
+                          Metrics(CollectorRegistry()), 6, settings.worker.receipt_timeouts)
+    erased: list = []
+
+    def step(key: bytes, value: bytes) -> Counter:
+        sink.out = Counter()
+        event = codec_for(StorefrontEvent).decode(value)
+        if event.customer_id is None:
+            return sink.out
+        customer_id = event.customer_id
+        done = core.step(owner.state_of(customer_id), core.EventInput(event, event.occurred_at), ctx, customer_id)
+        for effect in done.effects:
+            owner._hand_over(customer_id, effect, erased)
+        if done.state is not None:
+            customers.put(key, done.state, 0)
+            done.state.timers(settings.worker.receipt_timeouts)  # what re-arming the due-time index reads
+        return sink.out
+
+    return step
+
+
+def previous_path(workload: Workload) -> DecisionLoop:
+    """The decision path of the worker before the core (its ``streams/app.py`` handlers, for comparison in
+    the same run): an event's intents published and read back, one table per part, tables as dicts."""
     settings = Settings()
     with tempfile.TemporaryDirectory() as tmp:  # the bench worker's store rules: no quiet hours, no caps
         rules = Path(tmp) / "stores.yaml"

@@ -1,7 +1,7 @@
 """State ingest: fresh customers' profiles and consent changes through the worker's own agents.
 
 The rate is the records over the time from the first one sent to the last table write the worker
-made for them (its ``profiles``/``consents`` changelog records, one per record ingested).
+made for them (its ``customers`` changelog records: a customer touched in a batch is written once).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class Ingest:
 def run_ingest(pipeline: Pipeline, records: list[tuple[str, Record]], customers: int,
                progress: Callable[[int], None], timeout: float = 600.0) -> Ingest:
     names = pipeline.worker.names
-    changelogs = [pipeline.changelog("profiles"), pipeline.changelog("consents")]
+    changelogs = [pipeline.changelog("customers")]
     state_topics = pipeline.worker.state_topics()
     before = pipeline.offsets.ends(changelogs)
     cpu_before = pipeline.worker.cpu()

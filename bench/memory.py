@@ -1,6 +1,6 @@
 """Worker memory with many customers in its tables (memory store), and how long it takes to get them back.
 
-The customers go onto the ``profiles`` and ``consents`` changelogs first; a fresh worker then recovers
+The customers go onto the ``customers`` changelog first (one record each); a fresh worker then recovers
 them, exactly as a restarted worker does. Resident memory (VmRSS from /proc) is read once the worker
 has made a decision again, after a few idle seconds; the peak (VmHWM) is reported too.
 """

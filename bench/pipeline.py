@@ -57,17 +57,17 @@ class Pipeline:
         return f"{self.worker.group}-{table}-changelog"
 
     def seed_tables(self, entries: Iterable[TableEntries], progress: Callable[[int], None]) -> int:
-        """Writes customers onto the tables' changelogs; a worker started afterwards recovers them.
+        """Writes customers onto the ``customers`` table's changelog; a worker started afterwards recovers them.
 
-        The records go to the partition of their key (the default partitioner), which is where the
-        worker's own writes go: its table partitions follow the customer-keyed source topics.
+        One record per customer, as the worker writes it (streams/core/state.py: the profile's Avro bytes and
+        the folded consents). The records go to the partition of their key (the default partitioner), which
+        is where the worker's own writes go: its table partitions follow the customer-keyed source topics.
         """
-        profiles, consents = self.changelog("profiles"), self.changelog("consents")
+        customers = self.changelog("customers")
 
         def records() -> Iterable[tuple[str, Record]]:
             for entry in entries:
-                yield profiles, (entry.key, entry.profile)
-                yield consents, (entry.key, entry.consents)
+                yield customers, (entry.key, entry.state_json())
 
         return produce_all(self.bootstrap, records(), progress).sent
 

@@ -26,7 +26,7 @@ from bench.baseline import run_pass_through
 from bench.broker import ROOT, Broker, kafka_version
 from bench.campaign import busiest_store, run_campaign_latency
 from bench.chart import draw
-from bench.decision import measure_decision
+from bench.decision import measure_decision, previous_path
 from bench.faust_passthrough import run_faust_passthrough
 from bench.gateway import run_gateway_phase
 from bench.ingest import run_ingest
@@ -225,8 +225,14 @@ def _decision(options: Options, workload: Workload, progress: Progress) -> dict:
     total = options.decision_events * options.decision_repetitions
     with _task(progress, f"decision code in a plain loop: {options.decision_events:,} events × "
                          f"{options.decision_repetitions}", total) as advance:
-        return measure_decision(workload, options.decision_events, options.decision_repetitions,
-                                progress=advance).as_json()
+        found = measure_decision(workload, options.decision_events, options.decision_repetitions,
+                                 progress=advance).as_json()
+    with _task(progress, "the same loop on the previous worker's handlers (before the core), for the ratio",
+               total) as advance:
+        before = measure_decision(workload, options.decision_events, options.decision_repetitions,
+                                  make_loop=previous_path, progress=advance)
+    found["previous_us_per_event"] = round(before.median, 1)
+    return found
 
 
 def run_decision_only(options: Options, console: Console) -> dict:

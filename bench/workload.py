@@ -17,7 +17,9 @@ folded consents under fresh customer ids (every entry is its own record, as in p
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import random
 import uuid
 from collections import Counter
@@ -31,17 +33,23 @@ from schemas.codec import encode
 from schemas.customers import ConsentChange, CustomerProfile
 from schemas.events import EventType, StorefrontEvent
 from streams import consent
+from streams.core.state import FORMAT as STATE_FORMAT
 
 Record = tuple[bytes, bytes]  # (key, value)
 
 
 @dataclass(frozen=True)
 class TableEntries:
-    """One customer's records on the worker's ``profiles`` and ``consents`` table changelogs."""
+    """One customer's state: their profile and folded consents, as the worker's ``customers`` table holds them."""
 
     key: bytes
-    profile: bytes  # raw Avro CustomerProfile: the profiles table keeps the bytes
-    consents: bytes  # the folded consent state, serialized as the consents table's changelog does (json)
+    profile: bytes  # raw Avro CustomerProfile: the state keeps the bytes
+    consents: bytes  # the folded consent state (streams.consent.fold), as JSON
+
+    def state_json(self) -> bytes:
+        """The ``customers`` changelog record (streams/core/state.py ``CustomerState.as_json``)."""
+        return json.dumps({"v": STATE_FORMAT, "profile": base64.b64encode(self.profile).decode("ascii"),
+                           "consents": json.loads(self.consents)}).encode()
 
 
 @dataclass

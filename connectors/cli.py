@@ -55,9 +55,17 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from kafka.errors import KafkaError
+
     from streams.app import create_app
+    from streams.migrate import migrate
 
     logger.info("worker settings: %s", settings.redacted())  # secrets masked; the only form ever logged
+    try:
+        migrate(settings)  # state kept by a worker from before the core: one record per customer (a no-op after)
+    except KafkaError as exc:
+        logger.warning("could not look for state in the old layout (%s): starting without migrating",
+                       type(exc).__name__)
     if settings.worker.uvloop:
         import uvloop
 

@@ -8,7 +8,7 @@
     messages.outcomes      │  (batches)        core.step        customers.consent_state, customers.consents
     messages.intents[.bulk]│                                    journeys.handoffs, products.copurchases,
     customers.erasures     │                                    stock.updates (requests re-keyed by SKU)
-    campaigns.launches     ┘  (a walk over the partition's customers, a slice at a time between batches)
+    campaigns.launches     ┘  (a walk over the partition's customers: walk_campaigns, a slice at a time)
     the due-time index      ── fire_timers (every timer_tick seconds) ─▶ the owner, like any input
     stock.updates          ── track_stock ──────▶ table subscribers, global table stock; a restock fans out
                                                   one customer-keyed back_in_stock event per subscriber
@@ -26,6 +26,7 @@ Every agent has ``concurrency=1`` (faust #606) and never raises: a record it can
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Iterable
@@ -33,6 +34,7 @@ from typing import Any
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.serializers import codecs
 from faust.types import Message
 
 from schemas.catalog import (
@@ -66,16 +68,20 @@ from streams.stores import StoreDirectory
 logger = logging.getLogger(__name__)
 
 BATCH = 500  # inputs the owner takes at most in one batch
-CAMPAIGN_SLICE = 100  # customers a campaign walk reaches between two batches of live input
+CAMPAIGN_SLICE = 50  # customers a campaign walk reaches at a time (live input waits for one slice at most)
 
 
 class TableStore:
-    """A faust table as the owner's :class:`~streams.owner.Store`: values in memory, each write sent to the
-    changelog partition the owner names (faust's own ``__setitem__`` takes it from the current event, which
-    a timer does not have)."""
+    """A faust table as the owner's :class:`~streams.owner.Store`: values in memory, each write a changelog
+    record in the partition the owner names, handed to the producer with the batch's other records. (faust's
+    own ``__setitem__`` takes the partition from the current event, which a timer does not have, and queues
+    every record through a buffer of 100 that a batch of 500 overflows.) Recovery stays faust's: it reads the
+    same changelog back into the table."""
 
-    def __init__(self, table: faust.Table) -> None:
-        self._table = table
+    def __init__(self, table: faust.Table, sink: FaustSink) -> None:
+        self._table, self._sink = table, sink
+        self._topic = table.changelog_topic.get_topic_name()
+        self._dumps = codecs.get_codec("json").dumps
 
     def get(self, key: bytes) -> Any:
         return self._table.data.get(key)
@@ -85,35 +91,36 @@ class TableStore:
 
     def put(self, key: bytes, value: Any, partition: int) -> None:
         self._table.data[key] = value
-        self._table.send_changelog(partition, key, value.as_json() if isinstance(value, core.CustomerState) else value)
+        record = value.as_json() if isinstance(value, core.CustomerState) else value
+        self._sink.send(self._topic, key, self._dumps(record), partition=partition)
 
     def delete(self, key: bytes, partition: int) -> None:
         self._table.data.pop(key, None)
-        self._table.send_changelog(partition, key, None, value_serializer="raw")
+        self._sink.send(self._topic, key, None, partition=partition)
 
     def keys(self) -> Iterable[bytes]:
         return self._table.data.keys()
 
 
 class FaustSink:
-    """The app's producer as the owner's :class:`~streams.owner.Sink`."""
+    """The app's producer as the owner's :class:`~streams.owner.Sink`: records are collected, then handed to
+    the producer together (``flush``), which waits for the broker's acknowledgement of each."""
 
     def __init__(self, app: faust.App) -> None:
         self._app = app
-        self._topics: dict[str, faust.TopicT] = {}
+        self._pending: list[tuple[str, bytes | None, bytes | None, int | None, list | None]] = []
 
     def send(self, topic: str, key: bytes | None, value: bytes | None,
-             headers: list[tuple[str, bytes]] | None = None) -> None:
-        channel = self._topics.get(topic)
-        if channel is None:
-            channel = self._topics[topic] = self._app.topic(topic, key_serializer="raw", value_serializer="raw")
-        channel.send_soon(key=key, value=value, headers=headers)
+             headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> None:
+        self._pending.append((topic, key, value, partition, headers))
 
     async def flush(self) -> None:
-        await self._app.producer.flush()
-
-    async def publish(self, topic: str, key: bytes | None, value: bytes | None) -> None:  # publish.Publisher
-        self.send(topic, key, value)
+        pending, self._pending = self._pending, []
+        producer = self._app.producer
+        delivered = [await producer.send(topic, key, value, partition, None, headers)
+                     for topic, key, value, partition, headers in pending]
+        if delivered:
+            await asyncio.gather(*delivered)
 
 
 def _broker_url(bootstrap_servers: str) -> str:
@@ -262,7 +269,8 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
         stock=lambda sku: stock.get(sku.encode()),
         affinity=lambda key: affinities.get(key.encode()),
     )
-    owner = CustomerOwner(ctx, TableStore(customers), TableStore(erased), TableStore(walks), sink, names, metrics,
+    owner = CustomerOwner(ctx, TableStore(customers, sink), TableStore(erased, sink), TableStore(walks, sink), sink,
+                          names, metrics,
                           partitions, worker.receipt_timeouts, assigned)
     inputs = Inputs(names, sink, metrics)
     app.owner = owner  # for tests and the bench: the worker's one writer
@@ -294,16 +302,25 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
                 if item is not None:
                     items.append(item)
             await owner.apply(items)
-            await owner.advance_campaigns(CAMPAIGN_SLICE)
 
     @app.timer(interval=worker.timer_interval)
     async def fire_timers() -> None:
-        """Due timers, and a campaign slice when no live input came to advance it."""
         try:
             await owner.fire_due()
-            await owner.advance_campaigns(CAMPAIGN_SLICE)
         except Exception as exc:  # noqa: BLE001 - a timer that raises stops for good; the next tick tries again
             logger.error("firing due timers failed: %s", type(exc).__name__)  # the type only: no personal data
+
+    @app.task
+    async def walk_campaigns() -> None:
+        """Campaigns as fast as spare capacity allows: a slice at a time, live input taking turns with it
+        (the owner's lock is fair); the gateways' rate limits pace the sends."""
+        while not app.should_stop:
+            try:
+                reached = await owner.advance_campaigns(CAMPAIGN_SLICE)
+            except Exception as exc:  # noqa: BLE001 - the walk resumes from its saved progress on the next turn
+                logger.error("a campaign slice failed: %s", type(exc).__name__)
+                reached = 0
+            await asyncio.sleep(0 if reached else 0.2)
 
     stock_handler = StockTracker(subscribers, stock, sink, names, metrics)
     copurchase_handler = AffinityCounter(affinities)
@@ -329,6 +346,7 @@ async def _guarded(stream: faust.StreamT, stage: str, handle: Any, owner: Custom
             handle(message)
         except Exception as exc:  # noqa: BLE001 - an agent that raises skips the message (faust #315)
             owner.dead_letter(_source(message), stage, exc)
+        await owner.sink.flush()
 
 
 class StockTracker:

@@ -4,7 +4,8 @@ Every input about a customer (storefront event, profile, consent change, reply, 
 every timer of their state and every campaign slice goes through :meth:`CustomerOwner.apply`, in batches:
 
     load each customer's state once -> core.step per input (in order) -> hand every effect to the producer
-    -> wait until the producer has them (acks=all) -> write each touched state once -> re-arm its timers
+    -> wait until the broker has them (acks=all) -> write each touched state once, and wait for that too
+    -> re-arm its timers; the batch's input offsets are committed by faust after that
 
 One lock serialises those batches, so nothing reads a state between another batch's read and write. The
 effects are durable before the state that records them: a crash in between replays the input from the old
@@ -61,11 +62,11 @@ class Store(Protocol):
 
 class Sink(Protocol):
     def send(self, topic: str, key: bytes | None, value: bytes | None,
-             headers: list[tuple[str, bytes]] | None = None) -> None:
-        """Hands a record to the producer without waiting."""
+             headers: list[tuple[str, bytes]] | None = None, partition: int | None = None) -> None:
+        """Takes a record for the producer, without waiting (``partition`` None: the key's)."""
 
     async def flush(self) -> None:
-        """Until every record handed over is acknowledged by the broker."""
+        """Until every record taken so far is acknowledged by the broker."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +144,6 @@ class CustomerOwner:
     async def apply(self, items: list[Item]) -> None:
         """Applies ``items`` in order; an input whose step raises is dead-lettered (its customer's state
         stays as it was before that input) and the others go on."""
-        if not items:
-            return
         async with self.lock:
             pending: dict[str, core.CustomerState | None] = {}
             erased: list[tuple[bytes, int]] = []
@@ -158,7 +157,7 @@ class CustomerOwner:
                     self._dead_letter(item, exc)
                     continue
                 pending[item.customer_id] = done.state
-            await self.sink.flush()  # the effects first: see the module's docstring
+            await self.sink.flush()  # the effects first (and any dead letter): see the module's docstring
             now_ms = (self.ctx.clock.now() - _EPOCH) // _MS
             for suppression_key, partition in erased:
                 self.erased.put(suppression_key, {"at": now_ms}, partition)
@@ -171,6 +170,7 @@ class CustomerOwner:
                 else:
                     self.customers.put(key, state, partition)
                     self.index.add(customer_id, state.timers(self.receipt_timeouts))
+            await self.sink.flush()  # the states: durable before the batch's offsets can be committed
 
     # -- timers -------------------------------------------------------------------------------------
 
@@ -217,32 +217,35 @@ class CustomerOwner:
                 return  # already walking, or walked: a replayed launch reaches nobody twice
             self.campaigns[walk.key] = walk
             self.walks.put(walk.key, walk.as_json(), partition)
+            await self.sink.flush()
 
-    async def advance_campaigns(self, slice_size: int = 100) -> int:
-        """One slice of every campaign walking; returns how many customers it reached."""
-        reached = 0
-        for walk in list(self.campaigns.values()):
-            if walk.partition not in self.assigned():
-                self.campaigns.pop(walk.key, None)
-                continue
-            if not walk.pending and not walk.done:
-                walk.pending = sorted(k for k in self.customers.keys()
-                                      if k > walk.after and partition_of(k, self.partitions) == walk.partition)
-                walk.pending.reverse()  # popped from the end: lowest key first
-                if not walk.pending:
-                    walk.done = True
-            chunk = [walk.pending.pop() for _ in range(min(slice_size, len(walk.pending)))]
-            await self.apply([Item(k.decode(), core.CampaignInput(walk.launch), stage="campaigns") for k in chunk])
-            reached += len(chunk)
-            if chunk:
-                walk.after = chunk[-1]
-            walk.done = walk.done or not walk.pending
-            async with self.lock:
-                self.walks.put(walk.key, walk.as_json(), walk.partition)
-            if walk.done:
-                self.campaigns.pop(walk.key, None)
-                logger.info("campaign %s done on partition %d", walk.launch.campaign_id, walk.partition)
-        return reached
+    async def advance_campaigns(self, slice_size: int = 50) -> int:
+        """One slice of one walking campaign (in turn); returns how many customers it reached. The lock is
+        taken per slice, so live input waits for one slice at most, never for a whole campaign."""
+        assigned = self.assigned()
+        for key in [k for k, w in self.campaigns.items() if w.partition not in assigned]:
+            self.campaigns.pop(key)  # revoked: its new owner resumes the walk from the saved progress
+        if not self.campaigns:
+            return 0
+        key = next(iter(self.campaigns))
+        walk = self.campaigns.pop(key)
+        self.campaigns[key] = walk  # to the back of the line: the walks take turns
+        if not walk.pending and not walk.done:
+            walk.pending = sorted((k for k in self.customers.keys()
+                                   if k > walk.after and partition_of(k, self.partitions) == walk.partition),
+                                  reverse=True)  # popped from the end: lowest key first
+        chunk = [walk.pending.pop() for _ in range(min(slice_size, len(walk.pending)))]
+        await self.apply([Item(k.decode(), core.CampaignInput(walk.launch), stage="campaigns") for k in chunk])
+        if chunk:
+            walk.after = chunk[-1]
+        walk.done = not walk.pending
+        async with self.lock:
+            self.walks.put(walk.key, walk.as_json(), walk.partition)
+            await self.sink.flush()
+        if walk.done:
+            self.campaigns.pop(walk.key, None)
+            logger.info("campaign %s done on partition %d", walk.launch.campaign_id, walk.partition)
+        return len(chunk)
 
     # -- effects ------------------------------------------------------------------------------------
 

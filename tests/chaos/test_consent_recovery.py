@@ -1,4 +1,4 @@
-"""Scenario 5: the worker's ``consents`` table recovered from its changelog alone, and nothing decided
+"""Scenario 5: the worker's customer states (their consents) recovered from the changelog alone, and nothing decided
 before recovery is complete.
 
 A worker loads the simulated shop's customers (profiles and their consent ledger); then a few hundred
@@ -14,9 +14,9 @@ While no worker runs, the shop goes on:
   the restarted worker writes each customer's folded consents once more.
 
 Then a new worker starts. Asserted, exactly:
-- the ``consents`` table it recovered is the fold of the ``customers.consents`` ledger: the newest record
-  per customer on the worker's changelog topic (``<prefix>switchboard-consents-changelog``, read by an
-  independent consumer) equals ``streams.consent.fold`` over the ledger, for every customer, and every one
+- the consents it recovered are the fold of the ``customers.consents`` ledger: the consents of the newest
+  record per customer on the worker's changelog topic (``<prefix>switchboard-customers-changelog``, read by
+  an independent consumer) equal ``streams.consent.fold`` over the ledger, for every customer, and every one
   of those records is a post-restart one (it carries the customer's probe). A customer missing from the
   recovered table, or with a stale slot, would show as a difference;
 - nothing was decided on a partial state: each opted-out customer's shipping update and cart reminder are
@@ -130,9 +130,9 @@ def test_the_recovered_consent_table_is_the_fold_of_the_ledger(kafka_bootstrap, 
         change = codec_for(ConsentChange).decode(r.value)
         folded[change.customer_id] = consent.fold(folded.get(change.customer_id), change)
     changelog: dict[str, dict] = {}
-    changelog_records = read_topics(settings.kafka.bootstrap_servers, [f"{app_id(settings)}-consents-changelog"])
-    for r in changelog_records:
-        changelog[r.key.decode()] = json.loads(r.value) if r.value is not None else None
+    changelog_records = read_topics(settings.kafka.bootstrap_servers, [f"{app_id(settings)}-customers-changelog"])
+    for r in changelog_records:  # each customer's state; its consents are what this scenario is about
+        changelog[r.key.decode()] = json.loads(r.value).get("consents", {}) if r.value is not None else None
     differing = {c for c in folded if changelog.get(c) != folded[c]}
     post_restart = {c for c, state in changelog.items() if c in probes and state
                     and state.get("email:marketing", {}).get("change_id") == probes[c].change_id}

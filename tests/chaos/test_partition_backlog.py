@@ -15,9 +15,10 @@ in turn, with thousands behind it), while the other partitions hold a short load
 (later work done elsewhere). The worker is SIGKILLed when its group has committed between 30 % and 70 %
 of the backlog. Then, before any worker runs again, an independent consumer checks the commit itself:
 - every storefront event below the committed offset of the backlog partition already has its message
-  ids on ``messages.intents`` (or the worker's own suppression, for an erased customer);
-- every intent below the routing agent's committed offset on ``messages.intents`` already has its
-  decision (a command, a suppression or a schedule).
+  ids decided (a command, or the worker's own suppression or schedule: the owner decides a journey's
+  message in the step that handles the event);
+- every intent below the worker's committed offset on ``messages.intents`` (producers' own intents; the
+  worker writes none) already has its decision.
 An offset committed past unfinished work would show as a count above zero. After a restart, every
 message id of the backlog partition has its decision: none lost. How many events past the commit had
 already been handled (the at-least-once window, handled again after the restart) is printed.
@@ -29,7 +30,7 @@ import pytest
 
 from schemas.catalog import MESSAGE_INTENTS, STOREFRONT_EVENTS, TopicNames
 from schemas.codec import codec_for
-from schemas.messages import MessageIntent, OutcomeStatus
+from schemas.messages import MessageIntent
 from streams.topics import create_topics
 from tests.chaos.scenarios import (
     Decisions,
@@ -95,13 +96,13 @@ def test_a_backlogged_partition_sigkilled_mid_way_loses_nothing(kafka_bootstrap,
     decisions = Decisions.read(settings)
     intents = read_topics(settings.kafka.bootstrap_servers, [intents_topic])
     on_intents = {codec_for(MessageIntent).decode(r.value).message_id for r in intents}
-    by_worker = set(decisions.by_worker(OutcomeStatus.SUPPRESSED, OutcomeStatus.SCHEDULED))
+    decided_at_crash = decisions.decided()  # a command, or the worker's own suppression or schedule
     slow_committed = commits[events_topic].get(SLOW, 0)
     committed_events = [r for r in events if r.partition == SLOW and r.offset < slow_committed]
-    unfinished_events = [r for r in committed_events if not set(intents_of(r.value)) <= on_intents | by_worker]
+    unfinished_events = [r for r in committed_events
+                         if not set(intents_of(r.value)) <= on_intents | decided_at_crash]
     handled_past_commit = [r for r in events if r.partition == SLOW and r.offset >= slow_committed
-                           and intents_of(r.value) and set(intents_of(r.value)) <= on_intents | by_worker]
-    decided_at_crash = decisions.decided()
+                           and intents_of(r.value) and set(intents_of(r.value)) <= on_intents | decided_at_crash]
     committed_intents = [r for r in intents if r.offset < commits[intents_topic].get(r.partition, 0)]
     undecided_intents = [r for r in committed_intents
                          if codec_for(MessageIntent).decode(r.value).message_id not in decided_at_crash]
@@ -121,7 +122,7 @@ def test_a_backlogged_partition_sigkilled_mid_way_loses_nothing(kafka_bootstrap,
         ("other partitions committed to their end",
          sum(1 for p, end in end_offsets(settings, events_topic).items()
              if p != SLOW and commits[events_topic].get(p, 0) == end)),
-        ("committed events without their intents (commit past unfinished work)", len(unfinished_events)),
+        ("committed events without their decisions (commit past unfinished work)", len(unfinished_events)),
         ("committed intents without their decision", len(undecided_intents)),
         ("events past the commit already handled (handled again after restart)", len(handled_past_commit)),
         ("message ids of the backlog", len(slow_ids)),
