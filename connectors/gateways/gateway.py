@@ -357,7 +357,8 @@ class Gateway:
                     receipt = await self._sender.send(command)
                 except ProviderTransientError as exc:
                     self._observe("transient", started)
-                    self._breaker.failure()
+                    if exc.retry_after is None:  # an outage; a throttled call says when to come back instead:
+                        self._breaker.failure()  # with many calls in flight a burst of those must not open it
                     retry_after = exc.retry_after
                 except ProviderRejectedError as exc:
                     self._observe("rejected", started)
