@@ -287,6 +287,9 @@ class CustomerOwner:
             case core.ConsentNote():
                 self._child(m.state_updates, "consent").inc()
             case core.Erased(suppression_key=suppression_key):
+                # In memory at once, so the batch's later inputs about the customer see it; to the changelog
+                # with the batch's states.
+                self.erased.cache(suppression_key, {"at": (self.ctx.clock.now() - _EPOCH) // _MS})
                 erased.append((suppression_key, partition_of(key, self.partitions)))
                 self._child(m.erasures, "erased").inc()
             case core.Ignored(what=what):
