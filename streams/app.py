@@ -104,10 +104,14 @@ class TableStore:
 
 class FaustSink:
     """The app's producer as the owner's :class:`~streams.owner.Sink`: records are collected, then handed to
-    the producer together (``flush``), which waits for the broker's acknowledgement of each."""
+    the producer together (``flush``), which waits for the broker's acknowledgement of each. A record the
+    broker did not take (an outage longer than the producer's own retries) is sent again, with backoff, for
+    as long as the outage lasts: the batch waits, nothing is dropped, and its offsets are not committed."""
 
-    def __init__(self, app: faust.App) -> None:
-        self._app = app
+    RETRY_FIRST, RETRY_MAX = 0.5, 10.0  # seconds between attempts, doubling
+
+    def __init__(self, app: faust.App, metrics: Metrics) -> None:
+        self._app, self._metrics = app, metrics
         self._pending: list[tuple[str, bytes | None, bytes | None, int | None, list | None]] = []
 
     def send(self, topic: str, key: bytes | None, value: bytes | None,
@@ -116,11 +120,33 @@ class FaustSink:
 
     async def flush(self) -> None:
         pending, self._pending = self._pending, []
-        producer = self._app.producer
-        delivered = [await producer.send(topic, key, value, partition, None, headers)
-                     for topic, key, value, partition, headers in pending]
-        if delivered:
-            await asyncio.gather(*delivered)
+        delay = self.RETRY_FIRST
+        while pending:
+            failed = await self._deliver(pending)
+            if not failed:
+                return
+            if self._app.should_stop:
+                raise RuntimeError(f"stopping with {len(failed)} record(s) not acknowledged by the broker")
+            for topic, *_ in failed:
+                self._metrics.kafka_write_retries.labels(topic_kind=topic.rsplit(".", 1)[-1]).inc()
+            logger.warning("%d record(s) not acknowledged by the broker; sending them again in %.1f s",
+                           len(failed), delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.RETRY_MAX)
+            pending = failed
+
+    async def _deliver(self, records: list) -> list:
+        producer, futures, failed = self._app.producer, [], []
+        for record in records:
+            topic, key, value, partition, headers = record
+            try:
+                futures.append((record, await producer.send(topic, key, value, partition, None, headers)))
+            except Exception as exc:  # noqa: BLE001 - not even queued (no metadata, producer restarting): again
+                logger.debug("send not queued: %s", type(exc).__name__)
+                failed.append(record)
+        results = await asyncio.gather(*(future for _, future in futures), return_exceptions=True)
+        failed += [record for (record, _), result in zip(futures, results) if isinstance(result, BaseException)]
+        return failed
 
 
 def _broker_url(bootstrap_servers: str) -> str:
@@ -249,7 +275,7 @@ def create_app(settings: Settings, clock: Clock | None = None, metrics: Metrics 
     subscribers = table("subscribers")  # by SKU key: customers waiting to hear it is back
     stock = global_table("stock")  # by SKU key: units in stock, so a send can re-check it
     affinities = global_table("affinity")  # by store and SKU: what was bought with it
-    sink = FaustSink(app)
+    sink = FaustSink(app, metrics)
     events_topic = names(STOREFRONT_EVENTS)
 
     def assigned() -> set[int]:

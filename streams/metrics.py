@@ -93,7 +93,7 @@ class Metrics:
         )
         self.kafka_write_retries = Counter(
             "switchboard_kafka_write_retries_total",
-            "A gateway's Kafka write retried after a retriable broker error (no leader, timeout, connection).",
+            "A Kafka write retried after the broker did not take it (no leader, timeout, connection): gateways, worker.",
             ["topic_kind"], registry=registry,
         )
         self.rebalance_waits_abandoned = Counter(
