@@ -1,8 +1,8 @@
 """Transactional latency while a marketing campaign runs as fast as the worker lets it.
 
 A campaign to every customer of the shop's busiest store is launched (``connectors/campaign.py``, the code
-behind ``switchboard campaign``); the worker walks its customers at its campaign rate (set high for the
-benchmark, so the campaign's back-pressure, not the rate, is the limit: it saturates the pipeline). Meanwhile
+behind ``switchboard campaign``); the worker walks its customers as fast as spare capacity allows, a slice
+at a time between batches of live input (no pacing: it saturates the worker). Meanwhile
 a paced feed of the workload's storefront events runs, and latency is read, as in ``bench/latency.py``,
 for the transactional send commands only (order updates): what a customer waiting for a shipping notice
 sees while a sale goes out to everybody.
