@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -31,16 +32,33 @@ def free_port() -> int:
 
 
 def free_port_pair() -> int:
-    """A free port whose successor is free too (a broker's controller listens on port + 1)."""
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
+    """A free port whose successor is free too (a broker's controller listens on port + 1), chosen below the
+    kernel's ephemeral range: a port from that range can be taken by any outgoing connection while a broker
+    is down for a restart (scenario 3 once found its controller port so taken), a port below it cannot."""
+    ephemeral_low = _ephemeral_range()[0]
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20_000, ephemeral_low - 2)
+        if _bindable(port) and _bindable(port + 1):
+            return port
     raise RuntimeError("no free port pair on loopback")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def make_settings(kafka_bootstrap: str, state_dir: Path) -> Settings:
