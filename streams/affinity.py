@@ -1,6 +1,6 @@
 """Product affinity: which products customers bought together, and what to recommend after a purchase.
 
-Pure: no Faust, no I/O. The worker's ``run_journeys`` turns each placed order into one
+Pure: no Faust, no I/O. The worker's core turns each placed order into one
 :class:`CoPurchase` per SKU (:func:`copurchases`) on ``products.copurchases``, keyed by store and SKU;
 ``count_copurchases`` folds them into the global table ``affinity`` (:func:`fold`); the journeys
 engine asks :func:`recommend` when a step needs a recommendation. ``switchboard simulate`` runs the
@@ -13,7 +13,7 @@ State, one per store and SKU (:func:`key`)::
 
 Bounded: the ``MAX_PARTNERS`` partners bought together most often (on a tie the most recent, then by
 SKU) and the last ``MAX_ORDERS`` order ids, which make a replayed order count once. A replay of an
-order older than that would count again: the journeys agent replays only what it had not committed,
+order older than that would count again: the worker replays only what it had not committed,
 so in practice the window is minutes. A partner pushed out of the top list starts again from one.
 """
 

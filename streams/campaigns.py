@@ -2,13 +2,12 @@
 
 Pure: no Faust, no I/O. A campaign is launched with a :class:`CampaignLaunch` record written to
 every partition of ``campaigns.launches``; each worker walks the customers of the partitions it owns
-(co-partitioned with the customer tables), keeps those its :class:`Segment` selects, and publishes
-one marketing intent each on ``messages.intents.bulk``. That lane is the routing agent's second
-input: a million campaign intents queue there while order updates keep flowing on
-``messages.intents`` (and the gateways drain the transactional lane first too).
+(streams/owner.py, a slice at a time, taking turns with live input), keeps those its :class:`Segment`
+selects, and decides one marketing message each (:func:`intent_for`, through the policy, in the core's
+step). The commands go to the ``.bulk`` lanes, which the gateways drain after the transactional ones.
 
-Segments read the customer's profile and a small behaviour summary the journeys agent keeps per
-customer (``behaviour`` table): last order, products bought (SKUs), abandoned carts. There is no
+Segments read the customer's profile and a small behaviour summary kept in the customer's state
+(``behaviour``): last order, products bought (SKUs), abandoned carts. There is no
 product catalogue here, so "bought from a category" is a SKU prefix (``bought_sku_prefix: [SNK]``:
 the shop's SKUs must carry their category). ``cities`` compares the profile's city as
 :func:`streams.keywords.normalize` does keywords: case, accents and punctuation aside ("krakow",

@@ -11,7 +11,7 @@ A rule "N per W" holds when no half-open window [t, t + W) contains more than N 
 ``Capped.until`` is the first instant at which every rule allows one more; the store's
 ``on_capped`` says whether the caller drops the message or defers it to then.
 
-State is a JSON-able dict (it lives in a Faust table): ``{"sent": [epoch_microseconds, ...]}``,
+State is a JSON-able dict (part of the customer's state, ``sent``): ``{"sent": [epoch_microseconds, ...]}``,
 ascending; microseconds keep ``until`` exact and stay below 2**53 (safe JSON numbers) until 2255.
 ``record`` keeps only sends inside the policy's longest window, and at most as many as its largest
 count: that is all ``check`` ever needs, so the state stays small however many messages are sent.

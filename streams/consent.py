@@ -1,6 +1,6 @@
 """Folding the consent ledger into per-customer state, and reading it.
 
-The state is a plain dict (it lives in a Faust table): ``"<channel>:<purpose>" -> {state, at, change_id,
+The state is a plain dict (part of the customer's state, streams/core/state.py): ``"<channel>:<purpose>" -> {state, at, change_id,
 source}``. A change applies only if it is not older than what is recorded, so a late-arriving old
 opt-in can never undo a newer opt-out.
 """

@@ -1,12 +1,13 @@
 """Falling back across channels on delivery receipts. Pure: no Faust, no clock of its own.
 
-When a message is sent, its intent and the channels tried so far are remembered per customer (in a
-table). A ``failed`` or ``undelivered`` outcome for it then asks the policy again with the channels
+When a message is sent, its intent and the channels tried so far are remembered per customer (in the
+customer's state, ``in_flight``). A ``failed`` or ``undelivered`` outcome for it then asks the policy again with the channels
 not tried yet — consent and contact points are re-checked, so a fallback never goes where the first
 choice could not. A delivery (or, for e-mail, which has no receipts, the server's acceptance) ends
 it. Entries older than :data:`KEEP` are forgotten (a channel whose receipts never come).
 
-Fallback on a receipt that never comes in time needs the scheduler; it is not here yet.
+A receipt that never comes falls back too: :func:`due_timeouts` gives each message's deadline, which the
+worker's due-time index fires (:func:`on_timeout`).
 """
 
 from __future__ import annotations

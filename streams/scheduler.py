@@ -1,11 +1,10 @@
 """Deferred sends: what waits, per customer, until when. Pure: no Faust, no clock of its own.
 
-The state lives in a Faust table keyed by customer (``scheduled``), so it is as durable as the
-table's changelog: a restarted worker recovers it and the timer fires what is due. The timer never
-acts itself; it publishes a ``scheduled_send`` :class:`TimerFired` on ``messages.timers``, and the
-routing agent — the table's only writer — takes the entry out and decides again. Taking it out is
-what makes a fire count once: a second fire of the same entry (a re-scan before the first was
-acted on, or a restart in between) finds nothing to take.
+The state is part of the customer's state (``scheduled``), as durable as its changelog: a restarted
+worker recovers it and rebuilds its due-time index from it. A due entry is applied by the customer's
+owner like any input: the core takes the entry out and decides again. Taking it out is what makes a
+fire count once: a second fire of the same entry (a stale index entry, or a restart in between) finds
+nothing to take.
 
 State: ``{message_id: {"due": epoch ms, "intent": base64 Avro MessageIntent, "reason": str}}``.
 """

@@ -1,10 +1,10 @@
 """Running journeys: a customer's journey instances as a plain dict, and what each input does to them.
 
-Pure: no Faust, no I/O, no clock of its own. The worker keeps the state in a table keyed by customer
-(``journeys``) and feeds it four kinds of input: storefront events, message outcomes, replies, and
-wake-ups (a wait that is due, fired through the scheduler's timer topic). Each call returns the new
-state and the actions to take: message intents to publish, suppressions to report and hand-offs for
-the support team.
+Pure: no Faust, no I/O, no clock of its own. The state is part of the customer's state
+(streams/core/state.py, ``journeys``); the core feeds it four kinds of input: storefront events, message
+outcomes, replies, and wake-ups (a wait that is due, fired from the worker's due-time index). Each call
+returns the new state and the actions to take: message intents (the core decides them in the same step),
+suppressions to report and hand-offs for the support team.
 ``switchboard simulate`` runs the same functions with a virtual clock.
 
 State::
