@@ -32,9 +32,9 @@ def test_a_freed_call_slot_goes_to_a_waiting_transactional_send_before_any_bulk_
         first = asyncio.create_task(take("first", False))
         await asyncio.sleep(0)  # "first" holds the only slot
         waiting = [asyncio.create_task(take(f"bulk-{i}", False)) for i in range(3)]
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one turn of the loop (no wait): the bulk sends queue up first
         waiting.append(asyncio.create_task(take("order-update", True)))
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one turn of the loop: the order update queues behind them
         release.set()
         await asyncio.gather(first, *waiting)
         return order
@@ -51,7 +51,7 @@ def test_no_more_sends_hold_a_slot_than_there_are_slots() -> None:
             async with slots.slot(False):
                 busy += 1
                 most = max(most, busy)
-                await asyncio.sleep(0)
+                await asyncio.sleep(0)  # one turn of the loop, so the others can take a slot meanwhile
                 busy -= 1
 
         await asyncio.gather(*(call() for _ in range(20)))
@@ -79,7 +79,7 @@ def test_a_customers_sends_follow_one_another_while_other_customers_go_ahead() -
         tasks = [asyncio.create_task(send(c, n)) for c, n in
                  ((b"a", "a1"), (b"a", "a2"), (b"b", "b1"), (b"a", "a3"), (b"b", "b2"))]
         while len(order) < 2:  # b's sends do not wait for a's slow one
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # one turn of the loop per check: a condition, not a timed wait
         slow.set()
         await asyncio.gather(*tasks)
         assert len(lanes) == 0
