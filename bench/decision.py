@@ -145,7 +145,7 @@ class _JsonStore:
 def core_path(workload: Workload) -> DecisionLoop:
     """The worker's path today for one storefront event: the record decoded into an input, the core's step
     (streams/core), every effect encoded and counted as the owner hands it to the producer
-    (``CustomerOwner._hand_over``), the state written once with its changelog's JSON."""
+    (``CustomerOwner._records`` and ``_account``), the state written once with its changelog's JSON."""
     settings = Settings()
     with tempfile.TemporaryDirectory() as tmp:  # the bench worker's store rules: no quiet hours, no caps
         rules = Path(tmp) / "stores.yaml"
@@ -169,7 +169,9 @@ def core_path(workload: Workload) -> DecisionLoop:
         customer_id = event.customer_id
         done = core.step(owner.state_of(customer_id), core.EventInput(event, event.occurred_at), ctx, customer_id)
         for effect in done.effects:
-            owner._hand_over(customer_id, effect, erased)
+            for record in owner._records(customer_id, effect):
+                sink.send(*record)
+            owner._account(customer_id, effect, erased)
         if done.state is not None:
             customers.put(key, done.state, 0)
             done.state.timers(settings.worker.receipt_timeouts)  # what re-arming the due-time index reads

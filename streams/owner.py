@@ -151,11 +151,14 @@ class CustomerOwner:
                 state = pending[item.customer_id] if item.customer_id in pending else self.state_of(item.customer_id)
                 try:
                     done = core.step(state, item.input, self.ctx, item.customer_id)
-                    for effect in done.effects:
-                        self._hand_over(item.customer_id, effect, erased)
+                    records = [r for effect in done.effects for r in self._records(item.customer_id, effect)]
                 except Exception as exc:  # noqa: BLE001 - one bad input never stops the others
-                    self._dead_letter(item, exc)
+                    self._dead_letter(item.source, item.stage, exc, type(item.input).__name__)
                     continue
+                for record in records:  # all of the step's records, or (it raised above) none of them
+                    self.sink.send(*record)
+                for effect in done.effects:
+                    self._account(item.customer_id, effect, erased)
                 pending[item.customer_id] = done.state
             await self.sink.flush()  # the effects first (and any dead letter): see the module's docstring
             now_ms = (self.ctx.clock.now() - _EPOCH) // _MS
@@ -255,11 +258,26 @@ class CustomerOwner:
             found = self._bound[(id(metric), labels)] = metric.labels(*labels)
         return found
 
-    def _hand_over(self, customer_id: str, effect: core.Effect, erased: list[tuple[bytes, int]]) -> None:
-        key, m = customer_id.encode(), self.metrics
+    def _records(self, customer_id: str, effect: core.Effect) -> list[tuple]:
+        """The Kafka records an effect asks for (topic, key, value[, headers]), encoded."""
+        key = customer_id.encode()
+        match effect:
+            case core.Send(command=command):
+                return [(self.names(commands_topic(command.channel, command.purpose)), key, encode(command))]
+            case core.Report(outcome=outcome):
+                return [(self._outcomes, key, encode(outcome), [(ORIGIN_HEADER, ORIGIN_WORKER)])]
+            case core.Emit(topic=topic, key=emit_key, value=value):
+                return [(self.names(topic), emit_key, encode(value) if value is not None else None)]
+            case core.JourneyNote() | core.ConsentNote() | core.Erased() | core.Ignored():
+                return []
+            case _ as unreachable:
+                assert_never(unreachable)
+
+    def _account(self, customer_id: str, effect: core.Effect, erased: list[tuple[bytes, int]]) -> None:
+        """What a handed-over effect changes besides Kafka: the metrics, and an erasure's suppression key."""
+        m = self.metrics
         match effect:
             case core.Send(command=command, intent=intent, note=note):
-                self.sink.send(self.names(commands_topic(command.channel, command.purpose)), key, encode(command))
                 self._child(m.commands, str(command.channel)).inc()
                 self._child(m.intents, str(intent.purpose)).inc()
                 self._child(m.event_to_command, str(command.channel)).observe(
@@ -269,7 +287,6 @@ class CustomerOwner:
                 if command.template == "help_reply":
                     self._child(m.keywords, "help").inc()
             case core.Report(outcome=outcome, intent=intent, decided=decided):
-                self.sink.send(self._outcomes, key, encode(outcome), [(ORIGIN_HEADER, ORIGIN_WORKER)])
                 self._child(m.outcomes, str(outcome.channel or "none"), str(outcome.status)).inc()
                 if outcome.status == OutcomeStatus.SUPPRESSED:
                     self._child(m.suppressions, str(outcome.reason or "other")).inc()
@@ -277,8 +294,7 @@ class CustomerOwner:
                     self._child(m.scheduled, str(outcome.reason)).inc()
                 if decided:
                     self._child(m.intents, str(intent.purpose)).inc()
-            case core.Emit(topic=topic, key=emit_key, value=value):
-                self.sink.send(self.names(topic), emit_key, encode(value) if value is not None else None)
+            case core.Emit(topic=topic, value=value):
                 if topic == CUSTOMER_CONSENTS and value is not None:
                     self._child(m.keywords, str(value.state)).inc()  # type: ignore[attr-defined]
             case core.JourneyNote(kind=kind, journey=journey):
@@ -290,27 +306,27 @@ class CustomerOwner:
                 # In memory at once, so the batch's later inputs about the customer see it; to the changelog
                 # with the batch's states.
                 self.erased.cache(suppression_key, {"at": (self.ctx.clock.now() - _EPOCH) // _MS})
-                erased.append((suppression_key, partition_of(key, self.partitions)))
+                erased.append((suppression_key, partition_of(customer_id.encode(), self.partitions)))
                 self._child(m.erasures, "erased").inc()
             case core.Ignored(what=what):
                 self._child(m.erasures, what).inc()
             case _ as unreachable:
                 assert_never(unreachable)
 
-    def _dead_letter(self, item: Item, exc: Exception) -> None:
-        source = item.source
+    def _dead_letter(self, source: Source | None, stage: str, exc: Exception, what: str = "record") -> None:
         if source is None:  # a timer or a campaign slice: nothing to replay, the state is unchanged
-            logger.error("%s: a step for a %s failed: %s", item.stage, type(item.input).__name__, type(exc).__name__)
-            self._child(self.metrics.dead_letters, item.stage).inc()
+            logger.error("%s: a step for a %s failed: %s", stage, what, type(exc).__name__)
+            self._child(self.metrics.dead_letters, stage).inc()
             return
         logger.warning("dead-lettering %s at stage %s: %s", coordinates(source.topic, source.partition, source.offset),
-                       item.stage, type(exc).__name__)
+                       stage, type(exc).__name__)
         topic, letter = dead_letter(source.topic, source.partition, source.offset, source.key, source.value,
-                                    item.stage, exc, self.ctx.clock.now())
+                                    stage, exc, self.ctx.clock.now())
         self.sink.send(topic, source.key, encode(letter))
-        self._child(self.metrics.dead_letters, item.stage).inc()
+        self._child(self.metrics.dead_letters, stage).inc()
 
     def dead_letter(self, source: Source, stage: str, exc: Exception) -> None:
         """An input that could not be read (bad bytes, wrong key): to ``<topic>.dlq`` with its reason."""
-        self._dead_letter(Item("", core.TimerInput("", ""), source, stage), exc)
+        self._dead_letter(source, stage, exc)
+
 
