@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 __all__ = ["SmsRequest", "ProviderReceipt", "SmsProvider", "WhatsAppTemplate", "WhatsAppRequest", "EmailRequest",
-           "WhatsAppProvider", "EmailProvider"]
+           "WhatsAppProvider", "EmailProvider", "Currency", "DateTime", "Media", "TemplateValue"]
 
 
 @dataclass(frozen=True)
@@ -45,13 +45,44 @@ class SmsProvider(Protocol):
 
 
 @dataclass(frozen=True)
+class Currency:
+    """A money placeholder WhatsApp localises: ``amount_1000`` is the amount times 1000 (19.99 EUR -> 19990)."""
+
+    fallback: str
+    code: str  # ISO 4217
+    amount_1000: int
+
+
+@dataclass(frozen=True)
+class DateTime:
+    """A date placeholder; Meta shows ``fallback`` as given."""
+
+    fallback: str
+
+
+@dataclass(frozen=True)
+class Media:
+    """A media header: an ``image``, ``document`` or ``video`` at an https ``link``."""
+
+    kind: str
+    link: str
+    filename: str | None = None  # documents only
+
+
+TemplateValue = str | Currency | DateTime
+
+
+@dataclass(frozen=True)
 class WhatsAppTemplate:
-    """An approved WhatsApp message template and the values for its body placeholders ({{1}}, {{2}} …)."""
+    """An approved WhatsApp message template and its parameters: the body placeholders ({{1}}, {{2}} …), a header
+    (text, money, date or media) and the payloads of its quick-reply buttons, in button order."""
 
     name: str
     language: str
     category: str  # "marketing" | "utility" | "authentication" (Meta's template categories)
-    body_parameters: tuple[str, ...] = ()
+    body_parameters: tuple[TemplateValue, ...] = ()
+    header: TemplateValue | Media | None = None
+    quick_reply_payloads: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

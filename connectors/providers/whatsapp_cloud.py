@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, assert_never
 
 import httpx
 from pydantic import SecretStr
@@ -27,7 +27,8 @@ from connectors.errors import (
     ProviderRejectedError,
     ProviderTransientError,
 )
-from connectors.providers.base import ProviderReceipt, WhatsAppRequest
+from connectors.providers.base import (Currency, DateTime, Media, ProviderReceipt, TemplateValue, WhatsAppRequest,
+                                       WhatsAppTemplate)
 from connectors.providers.http_pool import HttpClients
 
 __all__ = ["MetaWhatsAppProvider", "map_meta_errors", "build_message"]
@@ -39,6 +40,9 @@ MAX_BUTTONS = 3
 MAX_BUTTON_TITLE = 20  # characters
 MAX_REPLY_ID = 256
 MAX_CALLBACK_DATA = 512
+MAX_TEMPLATE_BUTTONS = 10  # quick-reply buttons of a template (index 0-9)
+MAX_PAYLOAD = 256  # characters of a quick-reply payload parameter
+MEDIA_KINDS = ("image", "document", "video")
 PAIR_RATE_LIMIT_CODE = 131056  # same (business, customer) pair: about 1 message / 6 s
 THROUGHPUT_CODE = 130429  # phone-number throughput (80 msg/s by default)
 # Graph/Cloud API codes, by what they mean for us. Anything else: decided by the HTTP status.
@@ -141,9 +145,8 @@ def build_message(request: WhatsAppRequest) -> dict[str, Any]:
         if not template.name or not template.language:
             raise _rejected("template needs a name and a language")
         content: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
-        if template.body_parameters:
-            content["components"] = [{"type": "body", "parameters": [
-                {"type": "text", "text": value} for value in template.body_parameters]}]
+        if components := _components(template):
+            content["components"] = components
         body.update(type="template", template=content)
     elif request.buttons:
         body.update(type="interactive", interactive=_interactive(request))
@@ -156,6 +159,45 @@ def build_message(request: WhatsAppRequest) -> dict[str, Any]:
             raise _rejected(f"callback_data longer than {MAX_CALLBACK_DATA} characters")
         body["biz_opaque_callback_data"] = request.callback_data
     return body
+
+
+def _components(template: WhatsAppTemplate) -> list[dict[str, Any]]:
+    """The template's ``components``: header, body and one ``button`` component per quick-reply payload."""
+    components = []
+    if template.header is not None:
+        components.append({"type": "header", "parameters": [_parameter(template.header)]})
+    if template.body_parameters:
+        components.append({"type": "body", "parameters": [_parameter(v) for v in template.body_parameters]})
+    if len(template.quick_reply_payloads) > MAX_TEMPLATE_BUTTONS:
+        raise _rejected(f"at most {MAX_TEMPLATE_BUTTONS} quick-reply buttons")
+    for index, payload in enumerate(template.quick_reply_payloads):
+        if not payload or len(payload) > MAX_PAYLOAD:
+            raise _rejected(f"quick-reply payloads must be 1-{MAX_PAYLOAD} characters")
+        components.append({"type": "button", "sub_type": "quick_reply", "index": str(index),
+                           "parameters": [{"type": "payload", "payload": payload}]})
+    return components
+
+
+def _parameter(value: TemplateValue | Media) -> dict[str, Any]:
+    match value:
+        case str():
+            return {"type": "text", "text": value}
+        case Currency(fallback=fallback, code=code, amount_1000=amount):
+            if not (len(code) == 3 and code.isalpha() and code.isupper()) or not fallback:
+                raise _rejected("a currency needs a fallback and an ISO 4217 code")
+            return {"type": "currency", "currency": {"fallback_value": fallback, "code": code, "amount_1000": amount}}
+        case DateTime(fallback=fallback):
+            if not fallback:
+                raise _rejected("a date_time needs a fallback")
+            return {"type": "date_time", "date_time": {"fallback_value": fallback}}
+        case Media(kind=kind, link=link, filename=filename):
+            if kind not in MEDIA_KINDS or not link.startswith("https://"):
+                raise _rejected(f"media headers are {'/'.join(MEDIA_KINDS)} at an https link")
+            if filename is not None and kind != "document":
+                raise _rejected("only a document takes a filename")
+            return {"type": kind, kind: {"link": link, **({"filename": filename} if filename else {})}}
+        case _ as unreachable:
+            assert_never(unreachable)
 
 
 def _interactive(request: WhatsAppRequest) -> dict[str, Any]:

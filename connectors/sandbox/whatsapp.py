@@ -1,9 +1,10 @@
 """A local HTTP server speaking Meta's WhatsApp Cloud API, with signed webhooks.
 
 ``POST /{version}/{phone_number_id}/messages`` behaves like the Graph API (Bearer token,
-Cloud API JSON, Graph-shaped errors), enforces the 24-hour customer-service window and the
-approved-template list, and reports accepted messages to ``webhook_url`` as status webhooks
-signed with ``X-Hub-Signature-256``. ``POST /_sandbox/inbound`` plays a customer writing in:
+Cloud API JSON, Graph-shaped errors), refuses unapproved templates, and reports accepted messages
+to ``webhook_url`` as status webhooks signed with ``X-Hub-Signature-256``. Like the Cloud API, it
+accepts a free-form message outside the 24-hour customer-service window and reports it ``failed``
+with error 131047 by webhook. ``POST /_sandbox/inbound`` plays a customer writing in:
 it opens the window and delivers a signed inbound-message webhook. Inspection for tests and
 demos lives under ``/_sandbox/``.
 """
@@ -113,11 +114,7 @@ async def _send_message(request: web.Request) -> web.Response:
     if kind == "template" and body["template"]["name"] not in state.scenario.approved_templates:
         return _fail(state, 400, 132001, "template name does not exist in the translation")
     outside = kind != "template" and not state.traffic.in_window(to, time.monotonic())
-    if outside:
-        state.stats["outside_window"] += 1
-        if not state.scenario.window_error_in_webhook:
-            return _fail(state, 400, 131047, "Message failed to send because more than 24 hours have passed "
-                                            "since the customer last replied to this number.")
+    state.stats["outside_window"] += outside
     wamid = _wamid()
     state.messages[wamid] = message_record(wamid, body)
     state.stats["accepted"] += 1
@@ -137,7 +134,8 @@ async def _report(state: _State, message: dict[str, Any], plan: list[tuple[str, 
         message["status"], message["error_code"] = status, code
         payload = status_event(state.ids, wamid=message["id"], status=status, recipient=message["to"],
                                timestamp=int(time.time()), error_code=code,
-                               callback_data=message["callback_data"], category=category)
+                               callback_data=message["callback_data"], category=category,
+                               legacy=state.scenario.legacy_webhooks)
         for _ in range(2 if state.scenario.duplicate_webhooks else 1):
             await _deliver(state, payload, f"status {status}")
     message["status"], message["error_code"] = plan[-1]
@@ -172,7 +170,7 @@ async def _deliver(state: _State, payload: dict[str, Any], what: str) -> None:
 
 async def _inbound(request: web.Request) -> web.Response:
     """A customer writes in: ``{"from", "text"?, "button_payload"?, "button_reply_id"?, "in_reply_to"?,
-    "age_seconds"?}``. Opens (or, with ``age_seconds``, back-dates) the window; sends a signed webhook."""
+    "username"?, "age_seconds"?}`` (with a ``username`` the webhook names the customer by user id only). Opens (or, with ``age_seconds``, back-dates) the window; sends a signed webhook."""
     state = request.app[STATE]
     try:
         sender, age, fields = read_inbound(await request.json())
@@ -185,8 +183,9 @@ async def _inbound(request: web.Request) -> web.Response:
         fields["in_reply_to"] = sent[-1] if sent else None
     wamid = _wamid()
     timestamp = int(time.time() - age)
-    state.spawn(_deliver(state, inbound_event(state.ids, wamid=wamid, sender=sender, timestamp=timestamp, **fields),
-                         "inbound"))
+    event = inbound_event(state.ids, wamid=wamid, sender=sender, timestamp=timestamp,
+                          legacy=state.scenario.legacy_webhooks, **fields)
+    state.spawn(_deliver(state, event, "inbound"))
     return web.json_response({"messages": [{"id": wamid}]})
 
 

@@ -2,8 +2,11 @@
 
 ``SandboxScenario`` holds the knobs, ``Traffic`` the customer-service windows and the send
 rate (times are passed in), ``planned_statuses`` the deterministic status sequence of a
-message, ``check_message`` validates a send request like the Graph API does, and the
-``*_event`` functions build webhook bodies shaped like Meta's.
+message, ``check_message`` validates a send request like the Graph API does (template components with
+text, payload, currency, date_time and media parameters), and the ``*_event`` functions build
+webhook bodies shaped like Meta's current ones: business-scoped user ids (``contacts[].user_id``,
+``from_user_id``, ``recipient_user_id``) beside the phone number, which a customer who uses a
+username hides from incoming messages (``legacy_webhooks`` sends the shape from before the ids).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 from streams.templates import whatsapp_template_names
 
 __all__ = ["SandboxScenario", "Traffic", "planned_statuses", "check_message", "message_record", "status_event",
-           "inbound_event", "read_inbound", "graph_error", "DEFAULT_TEMPLATES", "UNDELIVERABLE", "REENGAGEMENT"]
+           "inbound_event", "read_inbound", "graph_error", "user_id", "DEFAULT_TEMPLATES", "UNDELIVERABLE", "REENGAGEMENT"]
 
 # The business account's approved templates: those the product sends (a template Meta has not approved
 # is refused with 132001, as the real API does).
@@ -42,13 +45,14 @@ class SandboxScenario:
         message is delivered and read together.
     rate_limit_per_second: sends per rolling second before 130429 (0 = unlimited).
     window_seconds: the customer-service window opened by a customer's inbound message.
-    window_error_in_webhook: outside the window, accept the text and report ``failed``/131047
-        by webhook (what the real Cloud API does) instead of answering 400/131047.
+    Outside the window a free-form message is accepted (200 with a wamid) and then reported
+    ``failed``/131047 by webhook, as the Cloud API does: there is no synchronous 400 for it.
     approved_templates: template names that pass; others get 132001.
     status_delay: seconds before each status webhook.
     duplicate_webhooks / reorder_webhooks: send each status twice / in reverse order.
     webhook_retries / webhook_retry_delay: extra attempts (exponential backoff) when the
         receiver refuses the connection, times out or answers 5xx.
+    legacy_webhooks: send webhooks without business-scoped user ids (Meta's shape before 2026).
     """
 
     fail_rate: float = 0.02
@@ -56,13 +60,13 @@ class SandboxScenario:
     skip_delivered_when_read: bool = False
     rate_limit_per_second: int = 80
     window_seconds: float = 24 * 3600
-    window_error_in_webhook: bool = False
     approved_templates: frozenset[str] = field(default=DEFAULT_TEMPLATES)
     status_delay: float = 0.5
     duplicate_webhooks: bool = False
     reorder_webhooks: bool = False
     webhook_retries: int = 3
     webhook_retry_delay: float = 0.5
+    legacy_webhooks: bool = False
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.fail_rate <= 1.0 and 0.0 <= self.read_rate <= 1.0):
@@ -157,13 +161,7 @@ def check_message(body: Any) -> str | None:
         components = content.get("components", [])
         if not isinstance(components, list):
             return "template components must be a list"
-        for component in components:
-            parameters = component.get("parameters", []) if isinstance(component, Mapping) else None
-            if not isinstance(parameters, list) or not all(
-                    isinstance(p, Mapping) and p.get("type") == "text" and isinstance(p.get("text"), str)
-                    for p in parameters):
-                return "template components must carry text parameters"
-        return None
+        return next(filter(None, map(_check_component, components)), None)
     if kind == "interactive":
         action, text_body = content.get("action"), content.get("body")
         text = text_body.get("text") if isinstance(text_body, Mapping) else None
@@ -182,6 +180,65 @@ def check_message(body: Any) -> str | None:
     return f"unsupported message type {str(kind)[:20]!r}"
 
 
+MEDIA_TYPES = ("image", "document", "video")
+_PARAMETERS_BY_COMPONENT = {"header": ("text", "currency", "date_time", "location", *MEDIA_TYPES),
+                            "body": ("text", "currency", "date_time")}
+_BUTTON_PARAMETERS = {"quick_reply": "payload", "url": "text", "copy_code": "coupon_code"}
+
+
+def _check_component(component: Any) -> str | None:
+    """Why one template component is not what the Cloud API accepts, or None (see Meta's "Send message
+    templates": header/body parameters; button components carry a sub_type, an index and one parameter)."""
+    if not isinstance(component, Mapping) or not isinstance(component.get("parameters", []), list):
+        return "template components must be objects with a parameters list"
+    kind, parameters = component.get("type"), component.get("parameters", [])
+    if kind == "button":
+        sub_type, index = component.get("sub_type"), component.get("index")
+        if sub_type not in _BUTTON_PARAMETERS:
+            return f"button sub_type must be one of {sorted(_BUTTON_PARAMETERS)}"
+        if isinstance(index, bool) or not (isinstance(index, int) and 0 <= index <= 9
+                                           or isinstance(index, str) and index.isdigit() and int(index) <= 9):
+            return "button index must be 0-9"
+        if len(parameters) != 1:
+            return "a button component carries exactly one parameter"
+        return _check_parameter(parameters[0], (_BUTTON_PARAMETERS[sub_type],))
+    if kind not in _PARAMETERS_BY_COMPONENT:
+        return "template component type must be header, body or button"
+    if kind == "header" and len(parameters) > 1 and any(
+            isinstance(p, Mapping) and p.get("type") != "text" for p in parameters):
+        return "a media or location header carries exactly one parameter"
+    return next(filter(None, (_check_parameter(p, _PARAMETERS_BY_COMPONENT[kind]) for p in parameters)), None)
+
+
+def _check_parameter(parameter: Any, allowed: tuple[str, ...]) -> str | None:
+    kind = parameter.get("type") if isinstance(parameter, Mapping) else None
+    if kind not in allowed:
+        return f"parameter type must be one of {', '.join(allowed)}"
+    value = parameter.get(kind)
+    if kind in ("text", "payload", "coupon_code"):
+        return None if isinstance(value, str) and value and len(value) <= (1024 if kind == "text" else 256) \
+            else f"{kind} parameter must be 1-{1024 if kind == 'text' else 256} characters"
+    if not isinstance(value, Mapping):
+        return f"{kind} parameter needs a {kind} object"
+    if kind == "currency":
+        amount, code = value.get("amount_1000"), value.get("code")
+        if not (_is_text(value.get("fallback_value"), 1024) and isinstance(code, str) and len(code) == 3
+                and code.isalpha() and code.isupper() and isinstance(amount, int) and not isinstance(amount, bool)):
+            return "currency needs fallback_value, a 3-letter ISO 4217 code and an integer amount_1000"
+        return None
+    if kind == "date_time":
+        return None if _is_text(value.get("fallback_value"), 1024) else "date_time needs a fallback_value"
+    if kind == "location":
+        return None if all(isinstance(value.get(k), (int, float, str)) for k in ("latitude", "longitude")) \
+            else "location needs latitude and longitude"
+    source = value.get("link", value.get("id"))
+    if not isinstance(source, str) or not source or ("link" in value and not source.startswith(("https://", "http://"))):
+        return f"{kind} needs an http(s) link or a media id"
+    if "filename" in value and not (kind == "document" and _is_text(value["filename"], 240)):
+        return "only a document takes a filename"
+    return None
+
+
 def message_record(wamid: str, body: Mapping[str, Any]) -> dict[str, Any]:
     """What ``/_sandbox/messages`` shows for an accepted (already checked) send request."""
     kind, interactive = body.get("type", "text"), body.get("interactive") or {}
@@ -198,11 +255,30 @@ def _envelope(waba_id: str, phone_number_id: str, display_number: str, value: di
         {"value": {"messaging_product": "whatsapp", "metadata": metadata, **value}, "field": "messages"}]}]}
 
 
+_COUNTRIES = (("1", "US"), ("31", "NL"), ("32", "BE"), ("33", "FR"), ("34", "ES"), ("39", "IT"), ("44", "GB"),
+              ("48", "PL"), ("49", "DE"), ("972", "IL"))
+
+
+def user_id(number: str) -> str:
+    """The sandbox's business-scoped user id for a number: ``<ISO country>.<digits>``, stable per number, like
+    Meta's ``US.13491208655302741918`` (it does not reveal the number)."""
+    country = next((c for prefix, c in sorted(_COUNTRIES, key=lambda pc: -len(pc[0])) if number.startswith(prefix)),
+                   "US")
+    return f"{country}.{int.from_bytes(hashlib.sha256(b'bsuid:' + number.encode()).digest()[:8], 'big')}"
+
+
 def status_event(ids: tuple[str, str, str], *, wamid: str, status: str, recipient: str, timestamp: int,
                  error_code: str | None = None, callback_data: str | None = None,
-                 category: str = "utility") -> dict[str, Any]:
-    """A status webhook body; ``ids`` is ``(waba_id, phone_number_id, display_phone_number)``."""
+                 category: str = "utility", legacy: bool = False) -> dict[str, Any]:
+    """A status webhook body; ``ids`` is ``(waba_id, phone_number_id, display_phone_number)``.
+
+    The message went to a phone number, so ``recipient_id`` is always there; the current shape adds the
+    business-scoped ``recipient_user_id`` and a ``contacts`` entry (no user id for a number not on WhatsApp).
+    """
     item: dict[str, Any] = {"id": wamid, "status": status, "timestamp": str(timestamp), "recipient_id": recipient}
+    on_whatsapp = error_code != UNDELIVERABLE
+    if not legacy and on_whatsapp:
+        item["recipient_user_id"] = user_id(recipient)
     if callback_data is not None:
         item["biz_opaque_callback_data"] = callback_data
     if error_code:
@@ -214,16 +290,20 @@ def status_event(ids: tuple[str, str, str], *, wamid: str, status: str, recipien
         item["conversation"] = {"id": hashlib.sha256(recipient.encode()).hexdigest()[:32],
                                 "expiration_timestamp": str(timestamp + 24 * 3600), "origin": {"type": category}}
         item["pricing"] = {"billable": True, "pricing_model": "PMP", "category": category, "type": "regular"}
-    return _envelope(*ids, {"statuses": [item]})
+    value: dict[str, Any] = {"statuses": [item]}
+    if not legacy:
+        value["contacts"] = [{"wa_id": recipient, **({"user_id": user_id(recipient)} if on_whatsapp else {})}]
+    return _envelope(*ids, value)
 
 
 def read_inbound(body: Any) -> tuple[str, float, dict[str, str | None]]:
     """``(sender digits, age_seconds, inbound_event fields)`` from a ``/_sandbox/inbound`` body, or ValueError."""
-    shape = "expected {from: digits, text?, button_payload?, button_reply_id?, in_reply_to?, age_seconds >= 0?}"
+    shape = ("expected {from: digits, text?, button_payload?, button_reply_id?, in_reply_to?, username?, "
+             "age_seconds >= 0?}")
     if not isinstance(body, Mapping):
         raise ValueError(shape)
     sender, age = str(body.get("from", "")).removeprefix("+"), body.get("age_seconds", 0)
-    fields = {k: body.get(k) for k in ("text", "button_payload", "button_reply_id", "in_reply_to")}
+    fields = {k: body.get(k) for k in ("text", "button_payload", "button_reply_id", "in_reply_to", "username")}
     if not sender.isdigit() or not all(v is None or isinstance(v, str) for v in fields.values()):
         raise ValueError(shape)
     if isinstance(age, bool) or not isinstance(age, (int, float)) or not math.isfinite(age) or age < 0:
@@ -233,10 +313,21 @@ def read_inbound(body: Any) -> tuple[str, float, dict[str, str | None]]:
 
 def inbound_event(ids: tuple[str, str, str], *, wamid: str, sender: str, timestamp: int, text: str | None = None,
                   button_payload: str | None = None, button_reply_id: str | None = None,
-                  in_reply_to: str | None = None) -> dict[str, Any]:
+                  in_reply_to: str | None = None, username: str | None = None,
+                  legacy: bool = False) -> dict[str, Any]:
     """An inbound-message webhook body: a template quick reply (``button_payload``), an interactive
-    button reply (``button_reply_id``, titled ``text``) or a text message."""
+    button reply (``button_reply_id``, titled ``text``) or a text message.
+
+    A customer with a ``username`` is named by the business-scoped ``from_user_id`` / ``contacts[].user_id``
+    only: ``from`` and ``wa_id`` are left out, as Meta does for username users whose number the business
+    has not been given."""
     message: dict[str, Any] = {"from": sender, "id": wamid, "timestamp": str(timestamp)}
+    contact: dict[str, Any] = {"profile": {"name": "Sandbox Customer"}, "wa_id": sender}
+    if not legacy:
+        message["from_user_id"] = contact["user_id"] = user_id(sender)
+        if username is not None:
+            del message["from"], contact["wa_id"]
+            contact["profile"]["username"] = username
     if in_reply_to:
         message["context"] = {"from": ids[2], "id": in_reply_to}
     if button_payload is not None:
@@ -246,5 +337,4 @@ def inbound_event(ids: tuple[str, str, str], *, wamid: str, sender: str, timesta
         message.update(type="interactive", interactive={"type": "button_reply", "button_reply": reply})
     else:
         message.update(type="text", text={"body": text or ""})
-    contacts = [{"profile": {"name": "Sandbox Customer"}, "wa_id": sender}]
-    return _envelope(*ids, {"contacts": contacts, "messages": [message]})
+    return _envelope(*ids, {"contacts": [contact], "messages": [message]})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -72,15 +73,16 @@ def test_template_message_is_sent_and_read_receipt_becomes_an_outcome(settings: 
     run(settings, scenario)
 
 
-def test_free_text_outside_the_24_hour_window_is_refused_with_131047(settings: Settings) -> None:
-    command = whatsapp_command(whatsapp_template=None)
+def test_free_text_outside_the_24_hour_window_is_sent_then_fails_with_131047(settings: Settings) -> None:
+    command = whatsapp_command(whatsapp_template=None)  # Meta accepts it, then reports 131047 by webhook
 
     async def scenario(h: Harness) -> None:
         await h.send(command)
-        outcomes = await h.outcomes(lambda seen: statuses(seen, command.message_id))
-        [failed] = [o for o in outcomes if o.message_id == command.message_id]
-        assert failed.status == "failed" and failed.reason == OutcomeReason.PROVIDER_REJECTED
-        assert failed.error_code == "131047"
+        outcomes = await h.outcomes(lambda seen: "failed" in statuses(seen, command.message_id))
+        assert statuses(outcomes, command.message_id) == ["sent", "failed"]
+        failed = next(o for o in outcomes if o.message_id == command.message_id and o.status == "failed")
+        assert (failed.reason, failed.error_code) == (OutcomeReason.PROVIDER_REJECTED, "131047")
+        assert "24-hour" in failed.detail
 
     run(settings, scenario)
 
@@ -92,7 +94,7 @@ def test_failed_delivery_receipt_carries_metas_error_code(settings: Settings) ->
         await h.send(command)
         outcomes = await h.outcomes(lambda seen: "failed" in statuses(seen, command.message_id))
         failed = next(o for o in outcomes if o.message_id == command.message_id and o.status == "failed")
-        assert failed.error_code == "131026"
+        assert (failed.error_code, failed.reason) == ("131026", OutcomeReason.UNDELIVERED)
 
     run(settings, scenario)
 
@@ -132,5 +134,62 @@ def test_webhook_handshake_and_forged_posts(settings: Settings) -> None:
                 "X-Hub-Signature-256": compute_signature(settings.whatsapp.app_secret.get_secret_value(), body)})
         assert (ok.status_code, ok.text) == (200, "1158201444")
         assert (wrong.status_code, forged.status_code, genuine.status_code) == (403, 403, 200)
+
+    run(settings, scenario)
+
+
+async def customer_writes_with_username(h: Harness, number: str, text: str) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"{h.sandbox_url}/_sandbox/inbound",
+                                     json={"from": number, "text": text, "username": "sara"})
+        response.raise_for_status()
+
+
+def test_a_reply_by_user_id_alone_reaches_the_customer_whose_receipt_named_it(settings: Settings) -> None:
+    command = whatsapp_command()
+
+    async def scenario(h: Harness) -> None:
+        await h.send(command)
+        await h.outcomes(lambda seen: "read" in statuses(seen, command.message_id))  # the receipts named the user id
+        await customer_writes_with_username(h, "31612345678", "Yes please")  # no phone number in the webhook
+        records = await asyncio.to_thread(consume_until, settings.kafka.bootstrap_servers, h.names(MESSAGE_INBOUND),
+                                          bool, 60.0, InboundMessage)
+        key, inbound = records[0]
+        assert (key, inbound.text) == (command.customer_id.encode(), "Yes please")
+
+    run(settings, scenario)
+
+
+def test_an_unattributable_message_is_dead_lettered_alone_and_the_batch_still_lands(settings: Settings) -> None:
+    command = whatsapp_command()
+    wa = settings.whatsapp
+
+    async def scenario(h: Harness) -> None:
+        await h.send(command)
+        outcomes = await h.outcomes(lambda seen: "read" in statuses(seen, command.message_id))
+        wamid = next(o.provider_message_id for o in outcomes if o.message_id == command.message_id)
+        value = {"messaging_product": "whatsapp",
+                 "metadata": {"display_phone_number": "15550000001", "phone_number_id": wa.phone_number_id},
+                 "contacts": [{"profile": {"name": "Sara"}, "wa_id": "31612345678"},
+                              {"profile": {"name": "?", "username": "who"}, "user_id": "NL.999"}],
+                 "messages": [
+                     {"from_user_id": "NL.999", "id": "wamid.unknown", "timestamp": "1750264000", "type": "text",
+                      "text": {"body": "who is this?"}},
+                     {"from": "31612345678", "id": "wamid.known", "timestamp": "1750264001", "type": "text",
+                      "text": {"body": "STOP"}, "context": {"from": "15550000001", "id": wamid}}]}
+        body = json.dumps({"object": "whatsapp_business_account", "entry": [
+            {"id": "1", "changes": [{"value": value, "field": "messages"}]}]}).encode()
+        async with httpx.AsyncClient() as client:
+            response = await client.post(f"{wa.public_base_url}/webhooks/whatsapp", content=body, headers={
+                "X-Hub-Signature-256": compute_signature(wa.app_secret.get_secret_value(), body)})
+        assert response.status_code == 200
+        records = await asyncio.to_thread(consume_until, settings.kafka.bootstrap_servers, h.names(MESSAGE_INBOUND),
+                                          bool, 60.0, InboundMessage)
+        assert [(k, m.text) for k, m in records] == [(command.customer_id.encode(), "STOP")]
+        letters = await asyncio.to_thread(consume_until, settings.kafka.bootstrap_servers,
+                                          h.names(dlq_topic(MESSAGE_INBOUND)), bool, 60.0, DeadLetter)
+        [(_, letter)] = letters
+        assert letter.stage == "whatsapp_inbound" and "user id" in letter.error_message
+        assert b"who is this?" in letter.value and b"STOP" not in letter.value  # that message alone
 
     run(settings, scenario)

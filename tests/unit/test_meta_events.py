@@ -10,6 +10,7 @@ from connectors.webhooks.meta_events import (
     WhatsAppInbound,
     WhatsAppStatus,
     outcome_status,
+    parse_batch,
     parse_webhook,
 )
 
@@ -224,7 +225,8 @@ MESSAGE = ("entry", 0, "changes", 0, "value", "messages", 0)
     mutate(SENT, STATUS + ("biz_opaque_callback_data",), {"send": 1}),
     mutate(FAILED, STATUS + ("errors",), [{"code": {"nested": 1}}]),
     mutate(FAILED, STATUS + ("errors",), "131026"),
-    mutate(HEBREW_TEXT, MESSAGE + ("from",), KeyError),
+    mutate(mutate(HEBREW_TEXT, MESSAGE + ("from",), KeyError), ("entry", 0, "changes", 0, "value", "contacts"), []),
+    mutate(HEBREW_TEXT, MESSAGE + ("from_user_id",), ""),
     mutate(HEBREW_TEXT, MESSAGE + ("type",), KeyError),
     mutate(HEBREW_TEXT, MESSAGE + ("text",), "הסר"),
     mutate(HEBREW_TEXT, MESSAGE + ("context",), "wamid"),
@@ -246,3 +248,59 @@ def test_payload_error_messages_never_echo_numbers_or_text():
 def test_integer_timestamp_is_accepted_too():
     (status,), _ = parse_webhook(mutate(SENT, STATUS + ("timestamp",), 1750263773))
     assert status.timestamp == 1750263773
+
+
+# --- business-scoped user ids (Meta's "Business-scoped user IDs", 2026) -----------------------
+
+USER_ID = "IL.13491208655302741918"
+BSUID_SENT = envelope({"contacts": [{"wa_id": CUSTOMER, "user_id": USER_ID}], "statuses": [{
+    "id": WAMID_OUT, "status": "delivered", "timestamp": "1750263773", "recipient_id": CUSTOMER,
+    "recipient_user_id": USER_ID, "biz_opaque_callback_data": "send-7f3a"}]})
+USERNAME_TEXT = envelope({
+    "contacts": [{"profile": {"name": "Dana", "username": "dana"}, "user_id": USER_ID}],
+    "messages": [{"from_user_id": USER_ID, "id": WAMID_IN, "timestamp": "1750264000", "text": {"body": "STOP"},
+                  "type": "text"}]})
+
+
+def test_status_with_user_ids_names_the_recipient_both_ways():
+    (status,), _ = parse_webhook(BSUID_SENT)
+    assert (status.recipient_id, status.recipient_user_id) == (CUSTOMER, USER_ID)
+
+
+def test_status_without_a_phone_number_takes_the_ids_it_has():
+    (status,), _ = parse_webhook(mutate(mutate(BSUID_SENT, STATUS + ("recipient_id",), KeyError),
+                                        ("entry", 0, "changes", 0, "value", "contacts"), []))
+    assert (status.recipient_id, status.recipient_user_id, status.callback_data) == (None, USER_ID, "send-7f3a")
+
+
+def test_message_from_a_username_user_has_a_user_id_and_no_number():
+    _, (message,) = parse_webhook(USERNAME_TEXT)
+    assert (message.from_number, message.from_user_id, message.text) == (None, USER_ID, "STOP")
+
+
+def test_a_message_missing_from_takes_the_number_of_its_contact():
+    _, (message,) = parse_webhook(mutate(HEBREW_TEXT, MESSAGE + ("from",), KeyError))
+    assert message.from_number == CUSTOMER
+
+
+def test_one_unreadable_event_leaves_the_others_of_the_batch_readable():
+    value = USERNAME_TEXT["entry"][0]["changes"][0]["value"]
+    good = value["messages"][0]
+    bad = {**good, "id": "wamid.bad", "from_user_id": None}
+    del bad["from_user_id"]
+    body = envelope({"contacts": [], "messages": [bad, good], "statuses": BSUID_SENT["entry"][0]["changes"][0][
+        "value"]["statuses"]})
+    batch = parse_batch(body)
+    assert [m.provider_message_id for m in batch.messages] == [WAMID_IN]
+    assert len(batch.statuses) == 1
+    [unreadable] = batch.unreadable
+    assert "from_user_id" in unreadable.reason and CUSTOMER not in unreadable.reason
+    # the dead letter keeps that event alone, as a webhook body the parser reads again
+    with pytest.raises(WebhookPayloadError):
+        parse_webhook(unreadable.raw)
+    assert json.loads(unreadable.raw)["entry"][0]["changes"][0]["value"]["messages"] == [bad]
+
+
+def test_each_message_keeps_itself_alone_for_a_dead_letter():
+    _, (message,) = parse_webhook(USERNAME_TEXT)
+    assert parse_webhook(message.raw) == parse_webhook(USERNAME_TEXT)

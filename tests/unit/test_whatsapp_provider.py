@@ -19,7 +19,8 @@ from connectors.errors import (
     ProviderTransientError,
     UnknownProviderError,
 )
-from connectors.providers.base import ProviderReceipt, WhatsAppProvider, WhatsAppRequest, WhatsAppTemplate
+from connectors.providers.base import (Currency, DateTime, Media, ProviderReceipt, WhatsAppProvider, WhatsAppRequest,
+                                       WhatsAppTemplate)
 from connectors.providers.whatsapp_cloud import MetaWhatsAppProvider
 from connectors.providers.whatsapp_registry import WHATSAPP_PROVIDERS, build_whatsapp_provider
 
@@ -112,6 +113,34 @@ def test_template_message_shape_with_body_parameters():
     }
 
 
+def test_template_with_a_media_header_money_a_date_and_quick_reply_payloads():
+    template = WhatsAppTemplate(
+        name="order_confirmation", language="nl", category="utility",
+        header=Media("document", "https://cdn.example/invoice-1042.pdf", filename="invoice-1042.pdf"),
+        body_parameters=("Dana", Currency("€19,99", "EUR", 19990), DateTime("5 augustus 2026")),
+        quick_reply_payloads=("msg-1#0", "msg-1#1"))
+    components = sent_body(WhatsAppRequest(message_id="m", to=TO, template=template))["template"]["components"]
+    assert components == [
+        {"type": "header", "parameters": [{"type": "document", "document": {
+            "link": "https://cdn.example/invoice-1042.pdf", "filename": "invoice-1042.pdf"}}]},
+        {"type": "body", "parameters": [
+            {"type": "text", "text": "Dana"},
+            {"type": "currency", "currency": {"fallback_value": "€19,99", "code": "EUR", "amount_1000": 19990}},
+            {"type": "date_time", "date_time": {"fallback_value": "5 augustus 2026"}}]},
+        {"type": "button", "sub_type": "quick_reply", "index": "0",
+         "parameters": [{"type": "payload", "payload": "msg-1#0"}]},
+        {"type": "button", "sub_type": "quick_reply", "index": "1",
+         "parameters": [{"type": "payload", "payload": "msg-1#1"}]},
+    ]
+
+
+def test_an_image_header_is_a_link():
+    template = WhatsAppTemplate(name="back_in_stock", language="en", category="utility",
+                                header=Media("image", "https://cdn.example/shoe.jpg"))
+    [header] = sent_body(WhatsAppRequest(message_id="m", to=TO, template=template))["template"]["components"]
+    assert header == {"type": "header", "parameters": [{"type": "image", "image": {"link": "https://cdn.example/shoe.jpg"}}]}
+
+
 def test_template_without_parameters_has_no_components():
     template = WhatsAppTemplate(name="newsletter_welcome", language="en_US", category="marketing")
     body = sent_body(WhatsAppRequest(message_id="m", to=TO, template=template))
@@ -167,6 +196,14 @@ def test_base_url_and_api_version_are_configurable():
     (WhatsAppRequest(message_id="m", to="not a number", text="hi"), "phone number"),
     (WhatsAppRequest(message_id="m", to="+1234567890123456", text="hi"), "phone number"),
     (WhatsAppRequest(message_id="m", to="", text="hi"), "phone number"),
+    (WhatsAppRequest(message_id="m", to=TO, template=WhatsAppTemplate(
+        "t", "en", "utility", quick_reply_payloads=("x" * 257,))), "1-256"),
+    (WhatsAppRequest(message_id="m", to=TO, template=WhatsAppTemplate(
+        "t", "en", "utility", body_parameters=(Currency("19.99", "euro", 19990),))), "ISO 4217"),
+    (WhatsAppRequest(message_id="m", to=TO, template=WhatsAppTemplate(
+        "t", "en", "utility", header=Media("image", "http://cdn.example/a.jpg"))), "https"),
+    (WhatsAppRequest(message_id="m", to=TO, template=WhatsAppTemplate(
+        "t", "en", "utility", header=Media("image", "https://cdn.example/a.jpg", filename="a.jpg"))), "filename"),
 ])
 def test_invalid_requests_are_rejected_before_anything_is_sent(request_, reason):
     with pytest.raises(ProviderRejectedError, match=reason) as info:
