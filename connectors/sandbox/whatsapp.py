@@ -121,8 +121,9 @@ async def _send_message(request: web.Request) -> web.Response:
     plan = [("failed", REENGAGEMENT)] if outside else planned_statuses(to, wamid, state.scenario)
     state.spawn(_report(state, state.messages[wamid], plan))
     logger.info("sandbox accepted type=%s statuses=%s", kind, "/".join(s for s, _ in plan))
+    sent = {"id": wamid, **({"message_status": "accepted"} if kind == "template" else {})}  # as Meta answers
     return web.json_response({"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": to}],
-                              "messages": [{"id": wamid}]})
+                              "messages": [sent]})
 
 
 async def _report(state: _State, message: dict[str, Any], plan: list[tuple[str, str | None]]) -> None:

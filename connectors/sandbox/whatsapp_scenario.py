@@ -191,9 +191,9 @@ def _check_component(component: Any) -> str | None:
     templates": header/body parameters; button components carry a sub_type, an index and one parameter)."""
     if not isinstance(component, Mapping) or not isinstance(component.get("parameters", []), list):
         return "template components must be objects with a parameters list"
-    kind, parameters = component.get("type"), component.get("parameters", [])
-    if kind == "button":
-        sub_type, index = component.get("sub_type"), component.get("index")
+    kind, parameters = _lower(component.get("type")), component.get("parameters", [])
+    if kind == "button":  # Meta reads component types and sub_types in any case (pywa sends "BODY", "QUICK_REPLY")
+        sub_type, index = _lower(component.get("sub_type")), component.get("index")
         if sub_type not in _BUTTON_PARAMETERS:
             return f"button sub_type must be one of {sorted(_BUTTON_PARAMETERS)}"
         if isinstance(index, bool) or not (isinstance(index, int) and 0 <= index <= 9
@@ -208,6 +208,10 @@ def _check_component(component: Any) -> str | None:
             isinstance(p, Mapping) and p.get("type") != "text" for p in parameters):
         return "a media or location header carries exactly one parameter"
     return next(filter(None, (_check_parameter(p, _PARAMETERS_BY_COMPONENT[kind]) for p in parameters)), None)
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 def _check_parameter(parameter: Any, allowed: tuple[str, ...]) -> str | None:
