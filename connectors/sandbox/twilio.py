@@ -4,7 +4,9 @@
 form fields, Twilio-shaped JSON and error codes); accepted messages are then reported to
 their ``StatusCallback`` as ``sent`` and a final status, each signed with the account's
 auth token. ``GET`` on the same path is Twilio's list API (``To``, ``From``, ``DateSent``,
-``DateSent>``/``DateSent<`` by UTC date, ``PageSize``/``PageToken`` paging, newest first).
+``DateSent>``/``DateSent<`` by UTC date, ``PageSize``/``PageToken`` paging, newest first), and
+``GET .../Messages/{MessageSid}.json`` fetches one message (20404 if there is none). ``price`` and
+``price_unit`` are null until the message is billed (``delivered`` or ``undelivered``), as Twilio's are.
 ``POST /_sandbox/inbound`` plays a customer texting the account's number: it delivers a
 signed incoming-message webhook to ``inbound_url``. Inspection for tests and demos lives
 under ``/_sandbox/``.
@@ -117,7 +119,8 @@ async def _create_message(request: web.Request) -> web.Response:
     now = datetime.now(timezone.utc)
     message = {"sid": _new_sid(), "to": to, "from": sender, "body": body, "status_callback": callback,
                "status": "queued", "error_code": None, "num_segments": str(segment(body).segments),
-               "direction": "outbound-api", "date_created": now, "date_updated": now, "date_sent": None}
+               "direction": "outbound-api", "date_created": now, "date_updated": now, "date_sent": None,
+               "price": None}
     state.messages[message["sid"]] = message
     state.stats["accepted"] += 1
     task = asyncio.get_running_loop().create_task(_report(state, message))
@@ -155,7 +158,8 @@ def _resource(state: _State, message: dict[str, Any]) -> dict[str, Any]:
         "date_updated": _rfc2822(message["date_updated"]), "date_sent": _rfc2822(message["date_sent"]),
         "direction": message["direction"], "error_code": int(message["error_code"]) if message["error_code"] else None,
         "error_message": None, "from": message["from"], "to": message["to"], "messaging_service_sid": None,
-        "num_media": "0", "num_segments": message["num_segments"], "price": None, "price_unit": "USD",
+        "num_media": "0", "num_segments": message["num_segments"], "price": message.get("price"),
+        "price_unit": "USD" if message.get("price") is not None else None,
         "status": message["status"], "uri": uri, "subresource_uris": {"media": uri.replace(".json", "/Media.json")},
     }
 
@@ -231,6 +235,24 @@ async def _list_api(request: web.Request) -> web.Response:
     })
 
 
+async def _fetch_api(request: web.Request) -> web.Response:
+    """Twilio's ``GET .../Messages/{MessageSid}.json``: one message, or 404 with error 20404."""
+    state = request.app[STATE]
+    if not _authorized(request, state):
+        return _twilio_error(401, 20003, "Authenticate", {"WWW-Authenticate": 'Basic realm="Twilio API"'})
+    message = state.messages.get(request.match_info["message_sid"])
+    if message is None:
+        path = f"/{API_VERSION}/Accounts/{state.account_sid}/Messages/{request.match_info['message_sid']}.json"
+        return _twilio_error(404, 20404, f"The requested resource {path} was not found")
+    return web.json_response(_resource(state, message))
+
+
+def _bill(state: _State, message: dict[str, Any], status: str) -> None:
+    """Twilio prices a message once the carrier has it: delivered or undelivered, never failed."""
+    if status in ("delivered", "undelivered") and message["price"] is None:
+        message["price"] = f"{-int(message['num_segments']) * state.scenario.segment_price:.5f}"
+
+
 async def _report(state: _State, message: dict[str, Any]) -> None:
     """Move the message to ``sent`` and its final status, calling back for each step."""
     final, error_code = planned_outcome(message["to"], state.scenario)
@@ -240,6 +262,7 @@ async def _report(state: _State, message: dict[str, Any]) -> None:
     for status, code in events:
         await asyncio.sleep(state.scenario.callback_delay)
         message["status"], message["error_code"] = status, code
+        _bill(state, message, status)
         message["date_updated"] = now = datetime.now(timezone.utc)
         if status == "sent" and message["date_sent"] is None:
             message["date_sent"] = now
@@ -254,6 +277,7 @@ async def _report(state: _State, message: dict[str, Any]) -> None:
                                           f"callback sid={message['sid']} status={status}")
                 state.stats["callbacks_sent" if ok else "callbacks_failed"] += 1
     message["status"], message["error_code"] = final, error_code
+    _bill(state, message, final)
     if message["date_sent"] is None:  # reordered receipts: the final status came first
         message["date_sent"] = message["date_updated"]
 
@@ -304,7 +328,7 @@ async def _inbound(request: web.Request) -> web.Response:
     now = datetime.now(timezone.utc)
     message = {"sid": _new_sid(), "to": to.strip(), "from": sender.strip(), "body": text, "status_callback": None,
                "status": "received", "error_code": None, "num_segments": str(segment(text).segments if text else 1),
-               "direction": "inbound", "date_created": now, "date_updated": now, "date_sent": now}
+               "direction": "inbound", "date_created": now, "date_updated": now, "date_sent": now, "price": None}
     state.messages[message["sid"]] = message
     fields = {"MessageSid": message["sid"], "SmsMessageSid": message["sid"], "SmsSid": message["sid"],
               "AccountSid": state.account_sid, "From": message["from"], "To": message["to"], "Body": text,
@@ -356,6 +380,7 @@ def create_app(account_sid: str = DEFAULT_ACCOUNT_SID, auth_token: str = DEFAULT
     app.cleanup_ctx.append(_client_session)
     app.router.add_post(f"/{API_VERSION}/Accounts/{{account_sid}}/Messages.json", _create_message)
     app.router.add_get(f"/{API_VERSION}/Accounts/{{account_sid}}/Messages.json", _list_api)
+    app.router.add_get(f"/{API_VERSION}/Accounts/{{account_sid}}/Messages/{{message_sid}}.json", _fetch_api)
     app.router.add_post("/_sandbox/inbound", _inbound)
     app.router.add_get("/_sandbox/messages", _list_messages)
     app.router.add_get("/_sandbox/stats", _stats)

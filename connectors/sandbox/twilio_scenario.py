@@ -38,6 +38,9 @@ class SandboxScenario:
     drop_response_every: for every Nth *accepted* create request, store the message (its
         receipts follow as usual) but close the connection without answering: the ambiguous
         send a client must reconcile through the list API (0 = never).
+    segment_price: what one segment costs, in USD; Twilio fills a message's ``price`` (negative: a
+        charge, ``segments × segment_price``) once it is billed, when it reaches ``delivered`` or
+        ``undelivered`` (a ``failed`` message never left Twilio and is not billed).
     slow_suffix / slow_delay: a create request to a 'To' number ending ``slow_suffix`` is stored
         at once but answered only after ``slow_delay`` seconds (a provider that is slow for some
         requests: the others must not wait for it). Empty suffix = never.
@@ -53,13 +56,14 @@ class SandboxScenario:
     drop_response_every: int = 0
     slow_suffix: str = ""
     slow_delay: float = 0.0
+    segment_price: float = 0.0079
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.fail_rate <= 1.0:
             raise ValueError("fail_rate must be within [0, 1]")
         if self.rate_limit_every < 0 or self.callback_retries < 0 or self.drop_response_every < 0:
             raise ValueError("rate_limit_every, callback_retries and drop_response_every must be >= 0")
-        if self.callback_delay < 0 or self.callback_retry_delay < 0 or self.slow_delay < 0:
+        if self.callback_delay < 0 or self.callback_retry_delay < 0 or self.slow_delay < 0 or self.segment_price < 0:
             raise ValueError("delays must be >= 0")
 
 

@@ -611,3 +611,52 @@ def test_inbound_message_is_listed_as_inbound_but_not_found_as_an_outbound_send(
             assert await r.provider.find(r.request(), sent_after) is None  # same body, other direction
 
     run(main)
+
+
+# --- fetch one message, and its price once billed ---------------------------------------------
+
+
+def test_fetch_one_message_returns_its_resource_and_404_20404_for_an_unknown_sid():
+    async def main():
+        async with rig() as r:
+            receipt = await r.provider.send(r.request())
+            sid = receipt.provider_message_id
+            one = await r.list_api(url=f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json")
+            assert one.status_code == 200
+            message = one.json()
+            assert (message["sid"], message["to"], message["from"]) == (sid, OK_NUMBER, FROM)
+            assert message["uri"] == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json"
+            missing = await r.list_api(url=f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/SM{'0' * 32}.json")
+            assert (missing.status_code, missing.json()["code"]) == (404, 20404)
+            stranger = await r.list_api(url=f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json",
+                                        auth=(ACCOUNT_SID, "not-the-token"))
+            assert (stranger.status_code, stranger.json()["code"]) == (401, 20003)
+
+    run(main)
+
+
+def test_price_is_null_until_the_message_is_billed_then_a_charge_per_segment():
+    async def main():
+        scenario = SandboxScenario(fail_rate=0.0, callback_delay=0.3, segment_price=0.0079)
+        async with rig(scenario=scenario) as r:
+            receipt = await r.provider.send(r.request(body="ש" * 71))  # two UCS-2 segments
+            url = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{receipt.provider_message_id}.json"
+            queued = (await r.list_api(url=url)).json()
+            assert (queued["status"], queued["price"], queued["price_unit"]) == ("queued", None, None)
+            await r.receiver.wait_until(lambda rc: len(rc.statuses) >= 2)
+            delivered = (await r.list_api(url=url)).json()
+            assert (delivered["status"], delivered["price"], delivered["price_unit"]) == ("delivered", "-0.01580", "USD")
+
+    run(main)
+
+
+def test_a_failed_message_is_never_billed():
+    async def main():
+        async with rig() as r:
+            receipt = await r.provider.send(r.request(to="+31612340007"))  # 0007: failed, 30007
+            await r.receiver.wait_until(lambda rc: len(rc.statuses) >= 2)
+            message = (await r.list_api(url=f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/"
+                                            f"{receipt.provider_message_id}.json")).json()
+            assert (message["status"], message["price"]) == ("failed", None)
+
+    run(main)
