@@ -18,9 +18,9 @@ retried; a human or a reconciliation job decides), carrying the first failing st
 ``code``. The Vonage Python SDK likewise raises a distinct ``PartialFailureError``.
 
 Authentication is ``api_key`` + ``api_secret`` in the form, or, when a ``signature_secret``
-is given, a signed request: ``api_key`` + ``timestamp`` + ``sig`` (Vonage's default "MD5 hash"
-method, see :mod:`connectors.webhooks.vonage_dlr`) and no ``api_secret`` (sending both is
-Vonage error 32).
+is given, a signed request: ``api_key`` + ``timestamp`` + ``sig`` by the account's signature method
+("MD5 hash", Vonage's default, or an HMAC; see :mod:`connectors.webhooks.vonage_signature`) and no
+``api_secret`` (sending both is Vonage error 32).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from connectors.errors import (
 )
 from connectors.providers.base import ProviderReceipt, SmsRequest
 from connectors.providers.http_pool import HttpClients
-from connectors.webhooks.vonage_dlr import compute_signature
+from connectors.webhooks.vonage_signature import compute_signature
 from streams.sms import encoding_of
 
 __all__ = ["VonageSmsProvider", "map_vonage_errors", "error_for_status", "STATUS_ERRORS"]
@@ -170,6 +170,7 @@ class VonageSmsProvider:
         api_secret: str | SecretStr,
         from_number: str,
         signature_secret: str | SecretStr | None = None,
+        signature_method: str = "md5hash",
         base_url: str = "https://rest.nexmo.com",
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -189,6 +190,8 @@ class VonageSmsProvider:
         self._api_key = api_key
         self._api_secret = secret
         self._signature_secret = signing
+        compute_signature("", {}, signature_method)  # an unknown method fails here, not at the first send
+        self._signature_method = signature_method
         self._from = _sender(from_number)
         self.sender_id = self._from  # Vonage counts throughput per sending number, per message part
         self._clock = clock
@@ -219,7 +222,7 @@ class VonageSmsProvider:
             form["callback"] = request.status_callback
         if self._signature_secret is not None:
             form["timestamp"] = str(int(self._clock()))
-            form["sig"] = compute_signature(self._signature_secret, form)
+            form["sig"] = compute_signature(self._signature_secret, form, self._signature_method)
         else:
             form["api_secret"] = self._api_secret.get_secret_value()
         return form

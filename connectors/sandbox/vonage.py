@@ -2,11 +2,14 @@
 
 ``POST /sms/json`` (form or JSON body) answers like Vonage: always HTTP 200, one entry per
 concatenated part, ``status`` "0" or an SMS API error code (2 missing params, 3 invalid
-``to``, 4 bad credentials, 9 out of credit, 14 bad signature, 32 signature *and* secret,
-1 throttled). Accepted parts are later reported to ``callback`` with Vonage's DLR fields,
-one receipt per part, as a GET query, a POST form or a POST JSON body
-(``SandboxScenario.callback_method``); with a ``signature_secret`` each receipt carries
-``timestamp``, ``nonce`` and an MD5-hash ``sig``. Inspection lives under ``/_sandbox/``.
+``to``, 4 bad credentials, 9 out of credit, 14 bad signature, 23 a ``callback`` over Vonage's
+100 characters, 32 signature *and* secret, 1 throttled). Credentials come in the body
+(``api_key`` + ``api_secret`` or ``sig``) or, as the v4 SDK sends them, as HTTP Basic auth.
+Accepted parts are later reported to ``callback`` with Vonage's DLR fields, one receipt per
+part, as a GET query, a POST form or a POST JSON body (``SandboxScenario.callback_method``);
+with a ``signature_secret`` each receipt carries ``timestamp``, ``nonce`` and a ``sig`` by the
+account's ``signature_method`` (as chosen in Vonage's dashboard; requests are checked by it too).
+Inspection lives under ``/_sandbox/``.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from aiohttp import web
 
 from connectors.sandbox.server import RunningSandbox, start
 
-from connectors.webhooks.vonage_dlr import compute_signature
+from connectors.webhooks.vonage_signature import compute_signature
 from streams.sms import GSM7_PER_PART, GSM7_SINGLE, UCS2_PER_PART, UCS2_SINGLE, segment
 
 __all__ = ["create_app", "serve", "run", "RunningSandbox", "SandboxScenario", "planned_outcome",
@@ -45,6 +48,7 @@ NETWORK = "23410"
 _TO = re.compile(r"^[1-9]\d{6,14}$")
 STAT_KEYS = ("requests", "accepted", "rejected", "throttled", "parts", "callbacks_sent", "callbacks_failed")
 CALLBACK_METHODS = ("GET", "POST", "POST-JSON")
+CALLBACK_LIMIT = 100  # characters of ``callback`` Vonage's SMS API accepts
 
 # (final DLR status, DLR err-code) for a failing message; Vonage's DLR error codes.
 FAILURES: tuple[tuple[str, str], ...] = (
@@ -129,6 +133,7 @@ class _State:
     api_secret: str
     signature_secret: str | None
     scenario: SandboxScenario
+    signature_method: str = "md5hash"
     balance: float = 0.0
     messages: list[dict[str, Any]] = field(default_factory=list)
     stats: Counter[str] = field(default_factory=Counter)
@@ -158,6 +163,18 @@ def _refusal(state: _State, status: str, text: str) -> web.Response:
     return _answer({"status": status, "error-text": text})
 
 
+def _basic_credentials(request: web.Request) -> dict[str, str]:
+    """``api_key``/``api_secret`` from an HTTP Basic ``Authorization`` header (none: empty)."""
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith("basic "):
+        return {}
+    try:
+        auth = aiohttp.BasicAuth.decode(header)
+    except ValueError:
+        return {"api_key": ""}  # a malformed header is no credential
+    return {"api_key": auth.login, "api_secret": auth.password}
+
+
 def _auth_problem(state: _State, fields: Mapping[str, str]) -> tuple[str, str] | None:
     """Vonage's status for the credentials in ``fields``, or None if they are good."""
     key, secret, sig = (fields.get(k, "") for k in ("api_key", "api_secret", "sig"))
@@ -168,7 +185,7 @@ def _auth_problem(state: _State, fields: Mapping[str, str]) -> tuple[str, str] |
     if sig:
         if not state.signature_secret or "timestamp" not in fields:
             return "14", "Invalid Signature"
-        expected = compute_signature(state.signature_secret, fields)
+        expected = compute_signature(state.signature_secret, fields, state.signature_method)
         if key != state.api_key or not hmac.compare_digest(expected, sig.lower()):
             return "14", "Invalid Signature"
         return None
@@ -192,7 +209,8 @@ async def _send(request: web.Request) -> web.Response:
         fields = {str(k): str(v) for k, v in body.items() if v is not None}
     else:
         fields = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
-    problem = _auth_problem(state, fields)
+    credentials = fields if "api_key" in fields else {**_basic_credentials(request), **fields}
+    problem = _auth_problem(state, credentials)
     if problem:
         return _refusal(state, *problem)
     every = state.scenario.throttle_every
@@ -206,6 +224,7 @@ async def _send(request: web.Request) -> web.Response:
         else ("2", "Missing text param") if not text
         else ("3", "Invalid to address") if not _TO.match(to)
         else ("3", "Invalid type param") if kind not in ("text", "unicode")
+        else ("23", "Invalid Callback Url") if len(fields.get("callback", "")) > CALLBACK_LIMIT
         else None
     )
     if problem:
@@ -264,7 +283,7 @@ def _signed(state: _State, fields: dict[str, str]) -> dict[str, str]:
     if not state.signature_secret:
         return fields
     signed = {**fields, "timestamp": str(int(time.time())), "nonce": str(uuid.uuid4())}
-    signed["sig"] = compute_signature(state.signature_secret, signed)
+    signed["sig"] = compute_signature(state.signature_secret, signed, state.signature_method)
     return signed
 
 
@@ -327,11 +346,14 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(api_key: str = DEFAULT_API_KEY, api_secret: str = DEFAULT_API_SECRET,
-               signature_secret: str | None = None, scenario: SandboxScenario | None = None) -> web.Application:
+               signature_secret: str | None = None, scenario: SandboxScenario | None = None,
+               signature_method: str = "md5hash") -> web.Application:
     """The sandbox as an aiohttp application (run it with any aiohttp runner)."""
     scenario = scenario or SandboxScenario()
+    compute_signature("", {}, signature_method)  # an unknown method fails at once
     app = web.Application()
-    app[STATE] = _State(api_key, api_secret, signature_secret or None, scenario, balance=scenario.balance)
+    app[STATE] = _State(api_key, api_secret, signature_secret or None, scenario, signature_method,
+                        balance=scenario.balance)
     app.cleanup_ctx.append(_client_session)
     app.router.add_post("/sms/json", _send)
     app.router.add_get("/_sandbox/messages", _list_messages)
@@ -342,16 +364,17 @@ def create_app(api_key: str = DEFAULT_API_KEY, api_secret: str = DEFAULT_API_SEC
 
 async def serve(host: str = "127.0.0.1", port: int = 0, *, api_key: str = DEFAULT_API_KEY,
                 api_secret: str = DEFAULT_API_SECRET, signature_secret: str | None = None,
-                scenario: SandboxScenario | None = None) -> RunningSandbox:
+                scenario: SandboxScenario | None = None, signature_method: str = "md5hash") -> RunningSandbox:
     """Start the sandbox in the running event loop (port 0 picks a free port) and return at once."""
-    running = await start(create_app(api_key, api_secret, signature_secret, scenario), host, port)
+    running = await start(create_app(api_key, api_secret, signature_secret, scenario, signature_method), host, port)
     logger.info("vonage sandbox listening on %s api_key=%s signed=%s", running.base_url, api_key, bool(signature_secret))
     return running
 
 
 def run(host: str = "127.0.0.1", port: int = 8767, *, api_key: str = DEFAULT_API_KEY,
         api_secret: str = DEFAULT_API_SECRET, signature_secret: str | None = None,
-        scenario: SandboxScenario | None = None) -> None:
+        scenario: SandboxScenario | None = None, signature_method: str = "md5hash") -> None:
     """Serve the sandbox until interrupted."""
     logger.info("vonage sandbox starting on http://%s:%s api_key=%s", host, port, api_key)
-    web.run_app(create_app(api_key, api_secret, signature_secret, scenario), host=host, port=port, print=None)
+    web.run_app(create_app(api_key, api_secret, signature_secret, scenario, signature_method),
+                host=host, port=port, print=None)

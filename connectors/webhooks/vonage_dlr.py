@@ -5,15 +5,8 @@ setting) with ``msisdn``, ``to``, ``network-code``, ``messageId``, ``price``, ``
 ``scts``, ``err-code``, ``api-key``, ``message-timestamp``, ``client-ref`` and, when signed
 webhooks are enabled, ``timestamp``, ``nonce`` and ``sig``. One DLR per message *part*.
 
-Signatures use Vonage's default "MD5 hash" method (developer.vonage.com, "Signing
-messages" → "Manually generate a signature")::
-
-    sig = hex(md5("&k1=v1&k2=v2…" + signature_secret))
-
-over every parameter except ``sig``, sorted by key, each ``&`` and ``=`` inside a value
-replaced by ``_`` for hashing only (the values themselves travel unchanged). The same rule
-signs outgoing SMS API requests, which add a ``timestamp`` (UNIX seconds) first. Vonage's
-dashboard also offers HMAC-MD5/SHA1/SHA256/SHA512 signing; those are not implemented here.
+Signatures (every method Vonage offers: "MD5 hash" and the HMAC family) live in
+:mod:`connectors.webhooks.vonage_signature`; this module re-exports them.
 
 A GET receipt's query is the receipt, so a callback URL that carries a query of its own
 cannot be verified in GET mode (our keys join the signed ones): name the message with
@@ -22,24 +15,19 @@ cannot be verified in GET mode (our keys join the signed ones): name the message
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from pydantic import SecretStr
-
-from connectors.errors import SignatureError, WebhookPayloadError
+from connectors.errors import WebhookPayloadError
+from connectors.webhooks.vonage_signature import SIGNATURE_PARAM, compute_signature, verify_signature
 
 __all__ = ["VonageReceipt", "compute_signature", "verify_signature", "parse_delivery_receipt",
            "receipt_params", "outcome_status", "VONAGE_OUTCOMES", "SIGNATURE_PARAM"]
 
-SIGNATURE_PARAM = "sig"
 # Vonage DLR status -> our outcome vocabulary; None means "in flight / nothing to report".
 VONAGE_OUTCOMES: Mapping[str, str | None] = {
     "delivered": "delivered",
@@ -51,9 +39,6 @@ VONAGE_OUTCOMES: Mapping[str, str | None] = {
     "unknown": None,
 }
 _MESSAGE_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-_HEX_MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
-
-Secret = str | SecretStr
 
 
 @dataclass(frozen=True)
@@ -64,41 +49,6 @@ class VonageReceipt:
     status: str
     error_code: str | None
     client_ref: str | None
-
-
-def compute_signature(signature_secret: Secret, params: Mapping[str, Any]) -> str:
-    """Lowercase hex "MD5 hash" signature of ``params`` (any ``sig`` among them is left out)."""
-    signed = "".join(
-        f"&{key}={_sanitise(params[key])}" for key in sorted(params) if key != SIGNATURE_PARAM
-    )
-    return hashlib.md5((signed + _secret(signature_secret)).encode("utf-8")).hexdigest()
-
-
-def verify_signature(signature_secret: Secret, params: Mapping[str, Any], *,
-                     max_age: float | None = None, now: float | None = None) -> None:
-    """Raise ``SignatureError`` unless ``params["sig"]`` is the MD5-hash signature of the other params.
-
-    The hex digest is compared case-insensitively, in constant time. With ``max_age`` (seconds),
-    a ``timestamp`` further than that from ``now`` (default: the wall clock) is refused too,
-    which stops replays of an old, validly signed receipt.
-    """
-    given = str(params.get(SIGNATURE_PARAM) or "").strip()
-    if not given:
-        raise SignatureError(f"missing {SIGNATURE_PARAM} parameter")
-    if not _HEX_MD5.match(given):
-        raise SignatureError(f"malformed {SIGNATURE_PARAM}: expected 32 hex digits")
-    if not _secret(signature_secret):
-        raise SignatureError("no signature secret configured")
-    expected = compute_signature(signature_secret, params)
-    if not hmac.compare_digest(expected.encode("ascii"), given.lower().encode("ascii")):
-        raise SignatureError(f"invalid {SIGNATURE_PARAM}")
-    if max_age is not None:
-        try:
-            signed_at = int(str(params.get("timestamp", "")).strip())
-        except ValueError:
-            raise SignatureError("signed receipt without a usable timestamp") from None
-        if abs((time.time() if now is None else now) - signed_at) > max_age:
-            raise SignatureError("signed receipt timestamp is outside the accepted window")
 
 
 def receipt_params(method: str, query: Mapping[str, str], content_type: str | None, body: bytes) -> dict[str, str]:
@@ -160,10 +110,6 @@ def outcome_status(vonage_status: str) -> str | None:
     return VONAGE_OUTCOMES[key]
 
 
-def _sanitise(value: Any) -> str:
-    return str(value).replace("&", "_").replace("=", "_")
-
-
 def _scalar(key: Any, value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -171,6 +117,3 @@ def _scalar(key: Any, value: Any) -> str:
         return str(value)
     raise WebhookPayloadError(f"delivery receipt field {str(key)[:32]!r} is not a scalar")
 
-
-def _secret(secret: Secret) -> str:
-    return secret.get_secret_value() if isinstance(secret, SecretStr) else secret

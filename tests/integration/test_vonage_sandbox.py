@@ -1,6 +1,7 @@
 """The production Vonage adapter against the real sandbox server on loopback, with a real DLR receiver."""
 
 import asyncio
+import hashlib
 import socket
 import time
 from contextlib import asynccontextmanager
@@ -35,8 +36,9 @@ DEADLINE = 5.0
 class Receiver:
     """A tiny DLR endpoint (GET or POST) that verifies the MD5-hash ``sig`` like the gateway will."""
 
-    def __init__(self, signature_secret=SIGNATURE_SECRET):
+    def __init__(self, signature_secret=SIGNATURE_SECRET, method="md5hash"):
         self.signature_secret = signature_secret
+        self.method = method
         self.receipts: list[VonageReceipt] = []
         self.params: list[dict[str, str]] = []
         self.methods: list[str] = []
@@ -47,7 +49,7 @@ class Receiver:
     async def handle(self, request: web.Request) -> web.Response:
         params = receipt_params(request.method, request.query, request.content_type, await request.read())
         try:
-            verify_signature(self.signature_secret, params, max_age=300)
+            verify_signature(self.signature_secret, params, method=self.method, max_age=300)
         except SignatureError:
             async with self.changed:
                 self.bad_signatures += 1
@@ -91,7 +93,7 @@ class Rig:
 
 @asynccontextmanager
 async def rig(scenario=None, receiver=None, api_secret=API_SECRET, signature_secret=None,
-              sandbox_signature_secret=SIGNATURE_SECRET):
+              sandbox_signature_secret=SIGNATURE_SECRET, signature_method="md5hash", provider_signature_method=None):
     receiver = receiver or Receiver()
     app = web.Application()
     app.router.add_route("*", "/vonage/dlr", receiver.handle)
@@ -100,8 +102,10 @@ async def rig(scenario=None, receiver=None, api_secret=API_SECRET, signature_sec
     await web.TCPSite(receiver_runner, "127.0.0.1", 0).start()
     receiver.url = f"http://127.0.0.1:{receiver_runner.addresses[0][1]}/vonage/dlr"
     sandbox = await serve("127.0.0.1", 0, api_key=API_KEY, api_secret=API_SECRET,
-                          signature_secret=sandbox_signature_secret, scenario=scenario or SandboxScenario(**FAST))
+                          signature_secret=sandbox_signature_secret, scenario=scenario or SandboxScenario(**FAST),
+                          signature_method=signature_method)
     provider = VonageSmsProvider(API_KEY, api_secret, FROM, signature_secret=signature_secret,
+                                 signature_method=provider_signature_method or signature_method,
                                  base_url=sandbox.base_url, timeout=5.0)
     try:
         yield Rig(provider, receiver, sandbox.base_url)
@@ -357,5 +361,63 @@ def test_sandbox_accepts_a_json_body_too():
             assert response.status_code == 200
             body = response.json()
             assert body["message-count"] == "1" and body["messages"][0]["status"] == "0"
+
+    run(main)
+
+
+# --- as Vonage: Basic credentials, the callback's 100 characters, every signature method -----------
+
+
+async def _post_sms(base_url, form, auth=None):
+    async with httpx.AsyncClient(base_url=base_url, auth=auth) as client:
+        response = await client.post("/sms/json", data=form)
+    assert response.status_code == 200  # Vonage puts the outcome in the body
+    return response.json()["messages"][0]
+
+
+def test_credentials_are_accepted_as_http_basic_auth_as_vonage_takes_them():
+    async def main():
+        async with rig() as r:
+            form = {"from": "Shop", "to": OK_NUMBER[1:], "text": "hello"}
+            accepted = await _post_sms(r.base_url, form, auth=(API_KEY, API_SECRET))
+            wrong = await _post_sms(r.base_url, form, auth=(API_KEY, "not-the-secret"))
+            none = await _post_sms(r.base_url, form)
+            assert (accepted["status"], wrong["status"], none["status"]) == ("0", "4", "2")
+
+    run(main)
+
+
+def test_a_callback_over_100_characters_is_refused_with_status_23_as_vonage_does():
+    async def main():
+        async with rig() as r:
+            base = {"api_key": API_KEY, "api_secret": API_SECRET, "from": "Shop", "to": OK_NUMBER[1:], "text": "hi"}
+            at_limit = "https://hooks.example/" + "d" * (100 - len("https://hooks.example/"))
+            fits = await _post_sms(r.base_url, {**base, "callback": at_limit})
+            too_long = await _post_sms(r.base_url, {**base, "callback": at_limit + "x"})
+            assert (fits["status"], too_long["status"]) == ("0", "23")
+            with pytest.raises(ProviderMisconfiguredError) as info:  # the adapter: every send would fail so
+                await r.provider.send(SmsRequest(message_id="m", to=OK_NUMBER, body="hi",
+                                                 status_callback=at_limit + "x"))
+            assert info.value.code == "23"
+
+    run(main)
+
+
+@pytest.mark.parametrize("method", ["md5", "sha1", "sha256", "sha512"])
+def test_an_hmac_account_signs_receipts_and_checks_requests_by_its_method(method):
+    async def main():
+        receiver = Receiver()
+        receiver.method = method
+        async with rig(receiver=receiver, api_secret="", signature_secret=SIGNATURE_SECRET,
+                       signature_method=method) as r:
+            await r.provider.send(r.request())
+            await r.receiver.wait_until(lambda rc: len(rc.receipts) >= 1)
+            assert r.receiver.bad_signatures == 0 and len(r.receiver.params[0]["sig"]) == len(
+                hashlib.new(method).hexdigest())
+        async with rig(api_secret="", signature_secret=SIGNATURE_SECRET, signature_method=method,
+                       provider_signature_method="md5hash") as r:  # signed by another method than the account's
+            with pytest.raises(ProviderMisconfiguredError) as info:
+                await r.provider.send(r.request())
+            assert info.value.code == "14"
 
     run(main)

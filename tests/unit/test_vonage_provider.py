@@ -1,5 +1,6 @@
 import asyncio
 import hashlib
+import hmac
 import os
 import subprocess
 import sys
@@ -121,6 +122,21 @@ def test_signed_request_carries_key_timestamp_and_md5_hash_sig_but_no_secret():
               "&to=31612345678&type=text" + SIGNATURE_SECRET)
     assert hashlib.md5(signed.encode()).hexdigest() == "f4d45db7fb94e1dfd381f3cc823fb2f6"
     assert form["sig"] == "f4d45db7fb94e1dfd381f3cc823fb2f6"
+
+
+@pytest.mark.parametrize("method", ["md5", "sha1", "sha256", "sha512"])
+def test_signed_request_uses_the_accounts_hmac_method(method):
+    seen, handler = capture()
+    send_with(handler, SmsRequest(message_id="msg-1", to=TO, body=BODY), signature_secret=SIGNATURE_SECRET,
+              signature_method=method, clock=lambda: 1700000000)
+    form = form_of(seen[0])
+    signed = "".join(f"&{k}={form[k]}" for k in sorted(form) if k != "sig")
+    assert form["sig"] == hmac.new(SIGNATURE_SECRET.encode(), signed.encode(), method).hexdigest()
+
+
+def test_an_unknown_signature_method_refuses_to_build():
+    with pytest.raises(ValueError, match="signature method"):
+        VonageSmsProvider(API_KEY, API_SECRET, FROM, signature_secret=SIGNATURE_SECRET, signature_method="sha384")
 
 
 def test_signature_secret_alone_is_enough_to_build_the_provider():
