@@ -13,7 +13,9 @@ exactly once, at the boundary, with ``raise ... from exc``::
      ├── SignatureError                             webhook signature missing or invalid
      ├── WebhookPayloadError                        malformed webhook payload (also a ValueError)
      │    └── UnknownSenderError                    an inbound message from a number we cannot place
+     ├── FormEncodingError                          a request body that is not a UTF-8 form (also a ValueError)
      └── InvalidEventError(errors)                  producer-side event validation
+          └── RecordTooLargeError(size, limit)     an encoded record over the producer's request limit
 
 Messages never contain phone numbers, message bodies or secrets.
 """
@@ -33,7 +35,9 @@ __all__ = [
     "SignatureError",
     "WebhookPayloadError",
     "UnknownSenderError",
+    "FormEncodingError",
     "InvalidEventError",
+    "RecordTooLargeError",
     "DeliveryError",
 ]
 
@@ -95,12 +99,24 @@ class WebhookPayloadError(ConnectorError, ValueError):
     """A webhook payload is malformed or carries values we do not understand."""
 
 
+class FormEncodingError(ConnectorError, ValueError):
+    """A request body that is not an ``application/x-www-form-urlencoded`` form in UTF-8."""
+
+
 class InvalidEventError(ConnectorError):
     """An event failed validation before being produced."""
 
     def __init__(self, errors: list[str]) -> None:
         self.errors = list(errors)
         super().__init__("invalid event: " + "; ".join(self.errors) if self.errors else "invalid event")
+
+
+class RecordTooLargeError(InvalidEventError):
+    """An encoded record larger than a producer request may be: that record is not sent, the next ones are."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size, self.limit = size, limit
+        super().__init__([f"the encoded record is {size} bytes, over the {limit} a record may have"])
 
 
 class UnknownSenderError(WebhookPayloadError):

@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from kafka import KafkaProducer
+from kafka.errors import MessageSizeTooLargeError
 from pydantic import ValidationError
 
-from connectors.errors import DeliveryError, InvalidEventError
+from connectors.errors import DeliveryError, InvalidEventError, RecordTooLargeError
 from schemas.catalog import (
     CUSTOMER_CONSENTS,
     CUSTOMER_ERASURES,
@@ -75,7 +76,11 @@ class EventProducer:
         topic = TOPIC_OF.get(type(record))
         if topic is None:
             raise InvalidEventError([f"{type(record).__name__} is not something producers write"])
-        future = self._producer.send(self.names(topic), key=key_of(record), value=encode(record))
+        value = encode(record)
+        try:
+            future = self._producer.send(self.names(topic), key=key_of(record), value=value)
+        except MessageSizeTooLargeError:
+            raise RecordTooLargeError(len(value), self._producer.config["max_request_size"]) from None
         future.add_errback(self._failures.append)
         return future
 
