@@ -80,9 +80,11 @@ def make_settings(kafka_bootstrap: str, state_dir: Path) -> Settings:
     s.sandbox.whatsapp_port = free_port()
     s.whatsapp.api_base_url = f"http://127.0.0.1:{s.sandbox.whatsapp_port}"
     s.email.webhook_port = free_port()
+    s.sms.admin_port, s.whatsapp.admin_port, s.email.admin_port = free_port(), free_port(), free_port()
     s.sandbox.smtp_port = s.email.port = free_port()
     s.sandbox.smtp_http_port = free_port()
     s.preferences.port = free_port()
+    s.preferences.admin_port = free_port()
     s.preferences.public_base_url = f"http://127.0.0.1:{s.preferences.port}"
     s.worker.session_timeout = 6.0  # a killed-and-restarted worker gets its partitions back quickly
     # Quiet hours and frequency caps would make every marketing test depend on the time of day it runs;
@@ -139,6 +141,10 @@ def env_of(settings: Settings) -> dict[str, str]:
         "SWITCHBOARD_SANDBOX__SMTP_PORT": str(s.sandbox.smtp_port),
         "SWITCHBOARD_SANDBOX__SMTP_HTTP_PORT": str(s.sandbox.smtp_http_port),
         "SWITCHBOARD_PREFERENCES__PORT": str(s.preferences.port),
+        "SWITCHBOARD_SMS__ADMIN_PORT": str(s.sms.admin_port),
+        "SWITCHBOARD_WHATSAPP__ADMIN_PORT": str(s.whatsapp.admin_port),
+        "SWITCHBOARD_EMAIL__ADMIN_PORT": str(s.email.admin_port),
+        "SWITCHBOARD_PREFERENCES__ADMIN_PORT": str(s.preferences.admin_port),
         "SWITCHBOARD_PREFERENCES__PUBLIC_BASE_URL": s.preferences.public_base_url,
     }
 

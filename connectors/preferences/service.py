@@ -1,4 +1,5 @@
-"""Runs the preference centre: follows the customers' state, serves the pages, /metrics and /health.
+"""Runs the preference centre: follows the customers' state, serves the pages and /health (/metrics on the admin
+port).
 
 The web server opens only once both compacted topics have been read to their end, so ``/health``
 answering means every customer's page is current. A follower that dies takes the process down with
@@ -11,20 +12,16 @@ import asyncio
 import logging
 import signal
 
-from aiohttp import web
-
-from connectors.gateways.http import create_http_app
 from connectors.gateways.kafka_io import AiokafkaPublisher
 from connectors.preferences.state import CustomerDirectory
+from connectors.http_server import Servers, serve
 from connectors.preferences.web import PreferenceCentre
 from schemas.catalog import CONSENT_STATE, CUSTOMER_PROFILES, TopicNames
 from streams.clock import Clock, WallClock
 from streams.metrics import Metrics, default_metrics
-from streams.settings import PreferenceSettings, Settings
+from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-DEV_SECRET = PreferenceSettings.model_fields["secret"].default.get_secret_value()
 
 
 async def run_preferences(settings: Settings, stop: asyncio.Event | None = None, clock: Clock | None = None,
@@ -32,23 +29,18 @@ async def run_preferences(settings: Settings, stop: asyncio.Event | None = None,
     config, kafka = settings.preferences, settings.kafka
     stop = stop or _stop_on_signals()
     clock, metrics = clock or WallClock(), metrics or default_metrics()
-    if config.secret.get_secret_value() == DEV_SECRET:
-        logger.warning("preference links are signed with the development secret: "
-                       "set SWITCHBOARD_PREFERENCES__SECRET in production")
     names = TopicNames(kafka.topic_prefix)
     publisher = await AiokafkaPublisher.started(kafka.bootstrap_servers, "switchboard-preferences", metrics)
     consumers = []
     follower: asyncio.Task | None = None
-    http: web.AppRunner | None = None
+    http: Servers | None = None
     try:
         directory = CustomerDirectory(names(CUSTOMER_PROFILES), names(CONSENT_STATE))
         consumers = await directory.restore(kafka.bootstrap_servers, publisher.partitions_for)
         follower = asyncio.create_task(directory.follow(consumers), name="preferences-follower")
         centre = PreferenceCentre(config, directory, publisher, names, clock, metrics)
-        http = web.AppRunner(create_http_app(centre.routes(), metrics), access_log=None)  # URLs hold credentials
-        await http.setup()
-        await web.TCPSite(http, config.host, config.port).start()
-        logger.info("preference centre on %s:%s", config.host, config.port)
+        http = await serve(centre.routes(), config.host, config.port, config.admin_port, metrics, settings.http,
+                           "preference centre")
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({stopping, follower}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
@@ -60,7 +52,7 @@ async def run_preferences(settings: Settings, stop: asyncio.Event | None = None,
             follower.cancel()
             await asyncio.gather(follower, return_exceptions=True)
         if http is not None:
-            await http.cleanup()
+            await http.aclose()
         await asyncio.gather(*(c.stop() for c in consumers), return_exceptions=True)
         await publisher.stop()
         logger.info("preference centre stopped")

@@ -16,7 +16,8 @@ import logging
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
-from connectors.errors import ExpiredLinkError, PreferenceFormError, TamperedLinkError
+from connectors.errors import ExpiredLinkError, FormEncodingError, PreferenceFormError, TamperedLinkError
+from connectors.forms import decode_form
 from connectors.preferences import tokens
 from connectors.preferences.choices import LANGUAGES, Changes, Proof, changes, language_of, parse_form
 from connectors.preferences.page import disclosure, render_form, render_refusal, render_saved
@@ -81,7 +82,11 @@ class PreferenceCentre:
         token, now = request.match_info["token"], self._clock.now()
         try:
             profile = self._customer(token, now)
-            form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+            try:
+                form = dict(decode_form(await request.read()))  # the link was checked first
+            except FormEncodingError as exc:
+                logger.info("preference form refused: %s", exc)
+                raise _Refused("form") from exc
             if not hmac.compare_digest(form.get("token", "").encode("utf-8", "surrogatepass"),
                                        token.encode("utf-8", "surrogatepass")):
                 raise _Refused("mismatch")

@@ -15,9 +15,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import SecretStr
 
-from connectors.errors import SignatureError
+from connectors.errors import FormEncodingError, SignatureError
+from connectors.forms import decode_form
 
-__all__ = ["compute_signature", "verify_signature", "verify_signature_with_body", "SIGNATURE_HEADER"]
+__all__ = ["compute_signature", "verify_signature", "verify_form_signature", "verify_signature_with_body",
+           "SIGNATURE_HEADER"]
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 _DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -52,6 +54,19 @@ def verify_signature(auth_token: Token, url: str, params: Params, signature: str
     ]
     if not any(matches):
         raise SignatureError(f"invalid {SIGNATURE_HEADER}")
+
+
+def verify_form_signature(auth_token: Token, url: str, raw_body: bytes, signature: str | None) -> dict[str, str]:
+    """Verify a form webhook from its raw body, before anything else parses it; its fields if genuine.
+
+    A body that is not a UTF-8 form cannot carry Twilio's signature (Twilio signs decoded values), so it is
+    refused like a forgery: ``SignatureError``, never a decoding error."""
+    try:
+        pairs = decode_form(raw_body)
+    except FormEncodingError as exc:
+        raise SignatureError(f"body is not a form Twilio signs: {exc}") from None
+    verify_signature(auth_token, url, pairs, signature)
+    return dict(pairs)
 
 
 def verify_signature_with_body(auth_token: Token, url: str, raw_body: bytes | str, signature: str | None) -> None:

@@ -178,7 +178,7 @@ def test_throttling_and_failing_numbers_at_the_provider_lose_nothing(kafka_boots
 
             await asyncio.to_thread(wait_until, every_sms_settled, 900, "a final receipt for every SMS", gateway)
             await asyncio.to_thread(wait_drained, settings, routed_topics(settings), 300, worker)  # the fallbacks
-            transient = metric(f"http://127.0.0.1:{settings.sms.webhook_port}/metrics",
+            transient = metric(f"http://127.0.0.1:{settings.sms.admin_port}/metrics",
                                "switchboard_provider_calls_total", {"result": "transient"})
             async with httpx.AsyncClient() as client:
                 stats = (await client.get(f"{sandbox.base_url}/_sandbox/stats")).json()

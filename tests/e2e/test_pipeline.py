@@ -78,7 +78,7 @@ def test_shipped_order_reaches_the_provider_and_comes_back_delivered(system: Set
 
     worker_metrics = get(f"http://127.0.0.1:{system.worker.web_port}/metrics")
     assert 'switchboard_send_commands_total{channel="sms"} 1.0' in worker_metrics
-    gateway_metrics = get(f"{system.sms.public_base_url}/metrics")
+    gateway_metrics = get(f"http://127.0.0.1:{system.sms.admin_port}/metrics")
     assert 'switchboard_provider_calls_total{provider="twilio",result="accepted"} 1.0' in gateway_metrics
     assert "+48601234567" not in worker_metrics + gateway_metrics  # no personal data in metrics
 

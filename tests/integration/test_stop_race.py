@@ -270,7 +270,7 @@ async def _race(settings: Settings, logs: Path, customers: list[CustomerProfile]
             lambda seen: message_ids <= {o.message_id for _, o in seen if o.status in SETTLED}, 120.0, MessageOutcome)
         assert worker.alive() and gateway.alive(), worker.output() + gateway.output()
         async with httpx.AsyncClient() as client:
-            metrics = (await client.get(f"{settings.sms.public_base_url}/metrics")).text
+            metrics = (await client.get(f"http://127.0.0.1:{settings.sms.admin_port}/metrics")).text
         return Observed(
             outcomes=[o for _, o in outcomes],
             ledger=await asyncio.to_thread(_read_all, bootstrap, names(ledger_topic(Channel.SMS))),

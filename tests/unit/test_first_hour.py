@@ -46,6 +46,8 @@ def test_ports_from_moves_every_port_and_every_url_that_names_one(clean_env: pyt
     assert (s.sandbox.port, s.sandbox.whatsapp_port, s.sandbox.vonage_port, s.sandbox.smtp_port,
             s.sandbox.smtp_http_port) == (29006, 29007, 29008, 29009, 29010)
     assert s.preferences.port == 29011
+    assert (s.sms.admin_port, s.whatsapp.admin_port, s.email.admin_port, s.preferences.admin_port) == (
+        29012, 29013, 29014, 29015)
     assert s.sms.api_base_url == "http://127.0.0.1:29006"
     assert s.sms.vonage_api_base_url == "http://127.0.0.1:29008"
     assert s.sms.public_base_url == "http://127.0.0.1:29003"
@@ -55,6 +57,14 @@ def test_ports_from_moves_every_port_and_every_url_that_names_one(clean_env: pyt
     assert s.preferences.public_base_url == "http://127.0.0.1:29011"
     used = [29000 + offset for offset in PORT_OFFSETS.values()]
     assert len(set(used)) == len(used) and 29001 not in used  # no two share a port; the controller's is free
+
+
+def test_admin_servers_bind_loopback_unless_the_admin_host_is_set(clean_env: pytest.MonkeyPatch) -> None:
+    assert (Settings().http.admin_host, Settings().worker.web_host) == ("127.0.0.1", "127.0.0.1")
+    clean_env.setenv("SWITCHBOARD_HTTP__ADMIN_HOST", "10.0.0.5")
+    assert Settings().worker.web_host == "10.0.0.5"  # faust's web server is the worker's admin server
+    clean_env.setenv("SWITCHBOARD_WORKER__WEB_HOST", "0.0.0.0")
+    assert Settings().worker.web_host == "0.0.0.0"  # a value set is kept
 
 
 def test_a_value_set_is_kept_and_the_urls_follow_the_ports_without_ports_from(clean_env: pytest.MonkeyPatch) -> None:

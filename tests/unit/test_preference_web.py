@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiokafka.errors import KafkaConnectionError
 from prometheus_client import CollectorRegistry
 
-from connectors.gateways.http import create_http_app
+from connectors.http_server import public_app
 from connectors.preferences.state import CustomerDirectory
 from connectors.preferences.tokens import make_token
 from connectors.preferences.web import PreferenceCentre, link_for
@@ -20,7 +20,7 @@ from schemas.codec import codec_for
 from schemas.customers import ConsentChange, ConsentSource, ConsentState, CustomerProfile
 from streams.clock import VirtualClock
 from streams.metrics import Metrics
-from streams.settings import PreferenceSettings
+from streams.settings import HttpSettings, PreferenceSettings
 from tests import factories as f
 
 CONFIG = PreferenceSettings(public_base_url="https://prefs.example")
@@ -49,7 +49,7 @@ def with_centre(test: Callable[[TestClient, RecordingPublisher, CustomerDirector
     centre = PreferenceCentre(CONFIG, directory, publisher, TopicNames("p."), VirtualClock(NOW), metrics)
 
     async def run() -> None:
-        async with TestClient(TestServer(create_http_app(centre.routes(), metrics))) as client:
+        async with TestClient(TestServer(public_app(centre.routes(), HttpSettings()))) as client:
             await test(client, publisher, directory, metrics)
 
     asyncio.run(run())
@@ -118,6 +118,20 @@ def test_a_form_for_another_link_or_with_values_never_offered_is_refused() -> No
         assert (await client.post(url, data={"token": token, "language": "fr"})).status == 400
         assert (await client.post(url, data={"token": token, "language": "en", "preferred": "fax"})).status == 400
         assert (await client.post(url, data={"token": token, "language": "en", "pause": "365"})).status == 400
+        assert publisher.records == []
+
+    with_centre(test)
+
+
+def test_a_badly_encoded_form_is_refused_with_400_after_the_link_is_checked_never_a_500() -> None:
+    async def test(client: TestClient, publisher: RecordingPublisher, *_) -> None:
+        url = path()
+        token = url.rsplit("/", 1)[1]
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        for body in (b"token=" + token.encode() + b"&language=\xff", b"token=" + token.encode() + b"&language=%FF"):
+            assert (await client.post(url, data=body, headers=headers)).status == 400
+        forged = "/preferences/" + "x" * len(token)
+        assert (await client.post(forged, data=b"language=\xff", headers=headers)).status == 403
         assert publisher.records == []
 
     with_centre(test)
