@@ -58,7 +58,7 @@ from schemas.messages import CampaignLaunch, InboundMessage, MessageIntent, Mess
 from schemas.products import CoPurchase
 from streams import affinity, core, faust_fixes, ids, policy
 from streams.clock import Clock, WallClock
-from streams.errors import KeyMismatchError
+from streams.errors import KeyMismatchError, UnknownEventTypeError
 from streams.journeys.loader import load_dir as load_journeys
 from streams.metrics import Metrics, default_metrics
 from streams.owner import ORIGIN_HEADER, ORIGIN_WORKER, CustomerOwner, Item, Source, partition_of
@@ -188,6 +188,8 @@ class Inputs:
     def event(self, message: Message) -> Item | None:
         event = codec_for(StorefrontEvent).decode(message.value)
         self.metrics.events_in.labels(str(event.event_type)).inc()
+        if event.event_type == EventType.UNKNOWN:
+            raise UnknownEventTypeError("storefront event of type 'unknown': a kind this worker does not know")
         if event.customer_id is None:  # a restock, keyed by SKU: to the stock tracker, which knows who waits
             if event.event_type == EventType.BACK_IN_STOCK:
                 self.sink.send(self.names(STOCK_UPDATES), message.key, message.value)

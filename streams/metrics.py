@@ -74,6 +74,10 @@ class Metrics:
             "switchboard_fallbacks_total", "Messages re-sent on their next channel after a failed send.",
             ["failed_channel"], registry=registry,
         )
+        self.replies_replayed = Counter(
+            "switchboard_replies_replayed_total",
+            "Replies already applied (a provider's redelivery, or a replay), ignored by the worker.", registry=registry,
+        )
         self.duplicate_commands = Counter(
             "switchboard_duplicate_commands_total", "Send commands already in the send ledger (not sent again).",
             ["channel"], registry=registry,

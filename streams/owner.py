@@ -308,6 +308,8 @@ class CustomerOwner:
                 self.erased.cache(suppression_key, {"at": (self.ctx.clock.now() - _EPOCH) // _MS})
                 erased.append((suppression_key, partition_of(customer_id.encode(), self.partitions)))
                 self._child(m.erasures, "erased").inc()
+            case core.Ignored(what="reply_replayed"):
+                m.replies_replayed.inc()
             case core.Ignored(what=what):
                 self._child(m.erasures, what).inc()
             case _ as unreachable:

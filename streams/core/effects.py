@@ -66,9 +66,9 @@ class Erased:
 
 @dataclass(frozen=True, slots=True)
 class Ignored:
-    """Input about an erased customer, dropped on purpose (counted, never stored)."""
+    """Input dropped on purpose (counted, never stored): about an erased customer, or a reply already applied."""
 
-    what: Literal["event_ignored", "profile_ignored", "consent_ignored", "inbound_ignored"]
+    what: Literal["event_ignored", "profile_ignored", "consent_ignored", "inbound_ignored", "reply_replayed"]
 
 
 Effect = Send | Report | Emit | JourneyNote | ConsentNote | Erased | Ignored

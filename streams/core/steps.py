@@ -25,7 +25,7 @@ from schemas.catalog import (
 from schemas.codec import codec_for, encode
 from schemas.customers import ConsentChange, ConsentSnapshot, ConsentState
 from schemas.events import EventType
-from schemas.messages import Handoff, MessageIntent, MessageOutcome, OutcomeReason
+from schemas.messages import Handoff, InboundMessage, MessageIntent, MessageOutcome, OutcomeReason
 from schemas.types import Channel, Purpose
 from streams import affinity, campaigns, consent, double_opt_in, erasure, fallback, policy, publish, replies, scheduler
 from streams.core.context import Context
@@ -42,7 +42,7 @@ from streams.core.inputs import (
     ReplyInput,
     TimerInput,
 )
-from streams.core.state import JOURNEY_WAKE, RECEIPT_TIMEOUT, SCHEDULED_SEND, CustomerState
+from streams.core.state import JOURNEY_WAKE, RECEIPT_TIMEOUT, REPLIES_KEPT, SCHEDULED_SEND, CustomerState
 from streams.journeys import engine
 
 ERASED_DETAIL = "the customer's data was erased on request"
@@ -221,6 +221,10 @@ def on_reply(run: _Run, item: ReplyInput) -> None:
     if run.erased:
         run.effects.append(Ignored("inbound_ignored"))
         return
+    if inbound.inbound_id in run.state.replies:  # a redelivery or a replay: its STOP or START was applied once
+        run.effects.append(Ignored("reply_replayed"))
+        return
+    run.state.replies = remember_reply(run.state.replies, inbound)
     channel = str(inbound.channel)
     seen = dict(run.state.conversations)
     seen[channel] = max(seen.get(channel, 0), int(inbound.received_at.timestamp() * 1000))
@@ -239,6 +243,14 @@ def on_reply(run: _Run, item: ReplyInput) -> None:
     if run.active_journeys():
         run.apply_journeys(inbound.store_id, engine.on_reply(run.state.journeys, inbound,
                                                              run.journey_context(inbound.store_id)))
+
+
+def remember_reply(replies: dict, inbound: InboundMessage) -> dict:
+    """``replies`` with ``inbound`` added, keeping the newest :data:`REPLIES_KEPT` by time received."""
+    kept = {**replies, inbound.inbound_id: int(inbound.received_at.timestamp() * 1000)}
+    if len(kept) > REPLIES_KEPT:
+        kept = dict(sorted(kept.items(), key=lambda item: item[1])[-REPLIES_KEPT:])
+    return kept
 
 
 def on_outcome(run: _Run, item: OutcomeInput) -> None:

@@ -21,6 +21,7 @@ from schemas.catalog import (
 from schemas.codec import encode
 from schemas.customers import ConsentChange, ConsentSnapshot, ConsentState, CustomerProfile
 from schemas.dead_letter import DeadLetter
+from schemas.events import EventType
 from schemas.messages import InboundMessage, MessageOutcome, OutcomeReason, OutcomeStatus, SendCommand
 from schemas.types import Channel
 from streams.ids import message_id
@@ -136,6 +137,19 @@ def test_malformed_event_is_dead_lettered_with_its_bytes_and_the_partition_keeps
     assert letter.source_topic == names(STOREFRONT_EVENTS) and letter.stage == "own_customers"
     assert letter.error_type == "DecodeError" and "fingerprint" in letter.error_message
     assert _commands(worker, Channel.EMAIL, {_expected_id(event)})  # the next event still flowed
+
+
+def test_an_event_of_the_unknown_type_is_dead_lettered_not_swallowed(worker: Settings) -> None:
+    names = TopicNames(worker.kafka.topic_prefix)
+    customer = f.profile(channel_preferences=[Channel.EMAIL])
+    _send(worker, CUSTOMER_PROFILES, customer)
+    strange = f.shipped(customer.customer_id).model_copy(update={"event_type": EventType.UNKNOWN})
+    _send(worker, STOREFRONT_EVENTS, strange)
+
+    letters = consume_until(worker.kafka.bootstrap_servers, names(dlq_topic(STOREFRONT_EVENTS)),
+                            lambda seen: any(d.value == encode(strange) for _, d in seen), model=DeadLetter)
+    letter = next(d for _, d in letters if d.value == encode(strange))
+    assert letter.error_type == "UnknownEventTypeError" and "unknown" in letter.error_message
 
 
 def test_profile_keyed_by_something_else_is_dead_lettered(worker: Settings) -> None:

@@ -18,6 +18,7 @@ from schemas.messages import CampaignLaunch, InboundMessage, OutcomeReason, Outc
 from schemas.types import Channel, Purpose
 from streams import affinity, core, erasure, publish
 from streams.clock import VirtualClock
+from streams.core.state import REPLIES_KEPT
 from streams.journeys.loader import load_dir
 from streams.stores import StoreDirectory
 from tests import factories as f
@@ -161,6 +162,28 @@ def test_a_bare_yes_after_stop_resubscribes_what_was_withdrawn():
     assert done.state.consents["sms:marketing"]["state"] == "opted_in"
     assert done.state.consents["sms:transactional"]["state"] == "opted_in"
     assert [n.from_reply for n in of(core.ConsentNote, done.effects)] == [True, True]
+
+
+def test_a_stop_replayed_after_a_start_changes_nothing_even_from_the_changelog():
+    state = core.step(customer(marketing=(Channel.SMS,)), core.ReplyInput(reply("STOP")), context()).state
+    later = VirtualClock(NOW + dt.timedelta(minutes=5))
+    start = reply("START", inbound_id="in-2").model_copy(update={"received_at": later.now()})
+    state = core.step(state, core.ReplyInput(start), context(later)).state
+    assert state.consents["sms:marketing"]["state"] == "opted_in"
+    state = core.CustomerState.from_json("c1", state.as_json())  # a restart: the state from its changelog
+    much_later = VirtualClock(NOW + dt.timedelta(days=2))  # the gateway stamps the replay with its own clock
+    replayed = reply("STOP").model_copy(update={"received_at": much_later.now()})
+    done = core.step(state, core.ReplyInput(replayed), context(much_later))
+    assert done.state.consents == state.consents
+    assert done.effects == [core.Ignored("reply_replayed")]
+
+
+def test_only_the_newest_replies_are_remembered():
+    state = customer()
+    for n in range(REPLIES_KEPT + 5):
+        text = reply("thanks", inbound_id=f"in-{n}").model_copy(update={"received_at": NOW + dt.timedelta(seconds=n)})
+        state = core.step(state, core.ReplyInput(text), context()).state
+    assert set(state.replies) == {f"in-{n}" for n in range(5, REPLIES_KEPT + 5)}
 
 
 def test_help_is_answered_in_the_same_step_and_opens_the_whatsapp_window():
