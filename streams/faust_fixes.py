@@ -60,6 +60,15 @@ re-read against the new code before the fingerprint is updated.
    offset unset). Here every partition with dropped records is sought back to the first of them, if it
    is still assigned and nothing before it was left unread; a rebalance under way resets the positions
    anyway.
+
+7. A head lost inside faust is read again. Fix 4 holds a partition's commits on a head read and never
+   acknowledged; when, :data:`STUCK_HEAD_WARNING` seconds on, no message of that offset is in hand any more
+   (faust tracks every message delivered to a stream until it is acknowledged, weakly: a message dropped
+   on the way is gone from that set), the message was lost between the fetch and the agent, and waiting
+   longer cannot bring it back: the partition is sought back to the head, before the next fetch, and
+   everything from it is read again (what was already processed is applied again, as after a crash:
+   the worker's steps are idempotent by message and event id). A head still in hand (a batch waiting
+   out a broker outage) is only warned about.
 """
 
 from __future__ import annotations
@@ -104,6 +113,8 @@ class SwitchboardConsumer(aiokafka_driver.Consumer):
         self._switchboard_first_read: dict[TP, int] = {}
         # tp -> (the committed offset a run of acknowledgements waits on, since when)
         self._switchboard_stuck: dict[TP, tuple[int, float]] = {}
+        # tp -> a lost head to seek back to before the next fetch (fix 7)
+        self._switchboard_reread: dict[TP, int] = {}
 
     async def on_partitions_revoked(self, revoked: Set[TP]) -> None:
         """Fix 1: forget the revoked partitions' offsets only after the app's handler and a last commit."""
@@ -116,6 +127,7 @@ class SwitchboardConsumer(aiokafka_driver.Consumer):
         for tp in revoked:
             self._switchboard_first_read.pop(tp, None)
             self._switchboard_stuck.pop(tp, None)
+            self._switchboard_reread.pop(tp, None)
             self._gap.pop(tp, None)
             self._acked.pop(tp, None)
             self._acked_index.pop(tp, None)
@@ -180,9 +192,17 @@ class SwitchboardConsumer(aiokafka_driver.Consumer):
                 hook()
             logger.warning("%s[%d]: offset %d was read and is not acknowledged after %.0f s; later offsets are "
                            "done and wait for it, uncommitted", tp.topic, tp.partition, head, STUCK_HEAD_WARNING)
+            if not any(m.tp == tp and m.offset == head for m in list(self._unacked_messages)):
+                logger.warning("%s[%d]: no message of offset %d is in hand: it was lost on its way to the agent; "
+                               "reading the partition again from it", tp.topic, tp.partition, head)
+                self._switchboard_reread[tp] = head
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
-        """Fix 6: faust's ``Consumer.getmany``, seeking back every partition whose fetched records it drops."""
+        """Fix 6: faust's ``Consumer.getmany``, seeking back every partition whose fetched records it drops
+        (and, fix 7, every partition whose held head was lost)."""
+        if self._switchboard_reread:
+            reread, self._switchboard_reread = self._switchboard_reread, {}
+            await rewind(self, reread)
         records, active_partitions = await self._wait_next_records(timeout)
         generation_id = self.app.consumer_generation_id
         if records is None or self.should_stop:
@@ -274,8 +294,8 @@ def note_read(consumer: SwitchboardConsumer, tp: TP, offset: int) -> None:
 
 
 async def rewind(consumer: ConsumerT, dropped: dict[TP, int]) -> None:
-    """Seeks each partition back to its first dropped offset, unless it is no longer assigned, or it has a
-    committed offset and faust's own rewind already took it back there (``perform_seek``)."""
+    """Seeks each partition back to its first dropped offset (or lost head, fix 7), unless it is no longer
+    assigned, or faust's own rewind already took it back further (``perform_seek``)."""
     if not dropped:
         return
     try:

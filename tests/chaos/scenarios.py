@@ -286,7 +286,26 @@ def wait_drained(settings: Settings, topics: list[str], timeout: float, *childre
                 assert child.alive(), f"a process died:\n{child.output()}"
             return group_lag(settings, app_id(settings), [topic]) == 0
 
-        wait_until(done, timeout, f"worker drained {topic}")
+        try:
+            wait_until(done, timeout, f"worker drained {topic}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{diagnosis(settings, topic, children)}") from None
+
+
+def diagnosis(settings: Settings, topic: str, children: tuple[Child, ...]) -> str:
+    """What a stuck wait shows an operator: committed against end offsets per partition, and for each
+    process a py-spy dump of its threads (where its loop is waiting) and the tail of its log."""
+    ends, done = end_offsets(settings, topic), committed(settings, topic)
+    lines = [f"{topic} partition {p}: committed {done.get(p, 0)} of {end}" for p, end in sorted(ends.items())]
+    for child in children:
+        try:
+            dump = subprocess.run([str(Path(sys.executable).with_name("py-spy")), "dump", "--pid",
+                                   str(child.process.pid)], capture_output=True, text=True, timeout=60)
+            lines.append(f"py-spy dump of {child.process.pid}:\n{dump.stdout[-6000:]}{dump.stderr[-1000:]}")
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            lines.append(f"py-spy dump of {child.process.pid} failed: {exc}")
+        lines.append(f"log of {child.process.pid}:\n{child.output()}")
+    return "\n".join(lines)
 
 
 def read_topics(bootstrap: str, topics: list[str]) -> list[ConsumerRecord]:
