@@ -30,7 +30,7 @@ from typing import assert_never
 from schemas.customers import ConsentState, CustomerProfile
 from schemas.messages import MessageIntent, OutcomeReason, SendCommand, SmsSegments, WhatsAppTemplateRef
 from schemas.types import Channel, Purpose
-from streams import caps, pricing, quiet_hours, sms
+from streams import caps, compliance, pricing, quiet_hours, sms
 from streams.consent import ConsentMap, state_of
 from streams.stores import StoreConfig
 from streams.errors import TemplateError, UnknownTemplateError
@@ -138,7 +138,10 @@ def decide(
     last_inbound: LastInbound | None = None,
     store: StoreConfig = StoreConfig(),
     sent: CapStates | None = None,
+    opt_out_notice: bool = True,
 ) -> Decision:
+    """Send (on which channel, with what text), defer, or suppress ``intent``. A marketing SMS is made
+    compliant here (streams.compliance): the store named, and the opt-out line when ``opt_out_notice``."""
     if intent.expires_at is not None and intent.expires_at <= now:
         return Suppress(OutcomeReason.EXPIRED, "the offer expired before it could be sent")
     if profile is None:
@@ -173,6 +176,9 @@ def decide(
     if timing is not None:
         return timing
     body = rendered.body
+    if channel == Channel.SMS and Purpose(intent.purpose) == Purpose.MARKETING:  # before segmenting and pricing
+        body = compliance.marketing_sms(body, compliance.sender_name(store, intent.store_id), rendered.locale,
+                                        opt_out_notice)
     if channel == Channel.SMS and config.smart_encoding and sms.encoding_of(sms.smart_encode(body)) == "GSM-7":
         body = sms.smart_encode(body)
     sms_info = _sms_info(body, to, config) if channel == Channel.SMS else None

@@ -7,6 +7,8 @@ Loaded from one YAML file (``SWITCHBOARD_WORKER__STORES_FILE``)::
       quiet_hours: {start: "09:00", end: "20:00"}
     stores:
       shop-il:                    # merged over the defaults, key by key
+        name: "Shop IL"           # opens every marketing SMS (default: the store id)
+        sms_opt_out: first_in_conversation   # or every_message (the default); sms_opt_out_days: 30
         time_zone: Asia/Jerusalem
         double_opt_in: true
         keywords: {extra: {opt_out: ["די"]}, help_text: {he: "לעזרה: 03-1234567"}}
@@ -130,7 +132,17 @@ class CapsSettings(_Strict):
         return {slot: policy for slot, policy in found.items() if policy.rules}
 
 
+SMS_OPT_OUT_EVERY_MESSAGE = "every_message"
+SMS_OPT_OUT_FIRST_IN_CONVERSATION = "first_in_conversation"
+
+
 class StoreConfig(_Strict):
+    name: str | None = Field(None, description="The store's name as its customers know it: every marketing SMS "
+                                               "opens with it (default: the store id).")
+    sms_opt_out: Literal["every_message", "first_in_conversation"] = Field(
+        SMS_OPT_OUT_EVERY_MESSAGE, description="Which marketing SMS carry the opt-out line: every one, or the "
+                                               "first of a conversation (none for sms_opt_out_days before).")
+    sms_opt_out_days: int = Field(30, ge=1, description="A conversation's length for first_in_conversation.")
     time_zone: str = Field("UTC", description="The store's zone: quiet hours when the customer's is unknown.")
     country: str | None = Field(None, description="ISO 3166 region for quiet hours when a number has none.")
     double_opt_in: bool = Field(False, description="SMS/WhatsApp marketing opt-ins stay pending until a YES.")

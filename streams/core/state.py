@@ -11,6 +11,7 @@ The parts are the plain dicts the pure modules already fold (so each keeps its o
     journeys       streams.journeys.engine: journey instances and last entries
     behaviour      streams.campaigns.remember: what campaign segments read
     replies        inbound id -> epoch ms, the newest REPLIES_KEPT replies applied (a replay changes nothing)
+    notices        channel -> epoch ms of the last marketing message that carried the opt-out line
 
 A step never changes the state it is given: it works on a shallow copy whose parts it replaces (every
 pure module returns a new dict), so a driver can keep the old state until the step's effects are handed
@@ -34,7 +35,8 @@ from streams.errors import StateError
 
 FORMAT = 1  # the record's format version, written with it
 _FOREVER = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
-_PARTS = ("consents", "conversations", "in_flight", "scheduled", "sent", "journeys", "behaviour", "replies")
+_PARTS = ("consents", "conversations", "in_flight", "scheduled", "sent", "journeys", "behaviour", "replies",
+          "notices")
 REPLIES_KEPT = 64  # replies remembered per customer; a provider redelivers within days, far fewer than this
 
 SCHEDULED_SEND = "scheduled_send"
@@ -64,6 +66,7 @@ class CustomerState:
     journeys: dict = field(default_factory=dict)
     behaviour: dict | None = None
     replies: dict = field(default_factory=dict)
+    notices: dict = field(default_factory=dict)
     _profile: list = field(default_factory=list, compare=False, repr=False)  # [decoded profile], once decoded
 
     @property

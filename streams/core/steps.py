@@ -27,7 +27,19 @@ from schemas.customers import ConsentChange, ConsentSnapshot, ConsentState
 from schemas.events import EventType
 from schemas.messages import Handoff, InboundMessage, MessageIntent, MessageOutcome, OutcomeReason
 from schemas.types import Channel, Purpose
-from streams import affinity, campaigns, consent, double_opt_in, erasure, fallback, policy, publish, replies, scheduler
+from streams import (
+    affinity,
+    campaigns,
+    compliance,
+    consent,
+    double_opt_in,
+    erasure,
+    fallback,
+    policy,
+    publish,
+    replies,
+    scheduler,
+)
 from streams.core.context import Context
 from streams.core.effects import ConsentNote, Effect, Emit, Erased, Ignored, JourneyNote, Report, Send
 from streams.core.inputs import (
@@ -95,14 +107,17 @@ class _Run:
         if units is not None and units <= 0:
             return policy.Suppress(OutcomeReason.OUT_OF_STOCK, "sold out again before the message could go")
         store = ctx.stores(intent.store_id)
+        notice = compliance.notice_due(store, state.notices.get(Channel.SMS.value), now)
         decision = policy.decide(intent, state.profile, state.consents, now, ctx.policy, state.conversations,
-                                 store, state.sent)
+                                 store, state.sent, notice)
         match decision:
             case policy.Send(command=command):
                 raw = intent_bytes if intent_bytes is not None else encode(intent)
                 state.in_flight = fallback.remember(state.in_flight, command.message_id, raw, command.channel, now)
                 if command.purpose == Purpose.MARKETING:
                     state.sent = policy.record_sent(state.sent, intent, store, now)
+                    if command.channel == Channel.SMS and notice:
+                        state.notices = {**state.notices, Channel.SMS.value: compliance.epoch_ms(now)}
                 self.effects.append(Send(command, intent, note))
             case policy.Defer(until=until, reason=reason, detail=detail):
                 raw = intent_bytes if intent_bytes is not None else encode(intent)

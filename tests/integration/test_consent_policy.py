@@ -33,6 +33,7 @@ from schemas.customers import (
 from schemas.events import Cart, EventType, StorefrontEvent
 from schemas.messages import InboundMessage, MessageOutcome, OutcomeReason, OutcomeStatus, SendCommand
 from schemas.types import Channel, Purpose
+from streams import compliance, sms
 from streams.ids import message_id
 from streams.settings import Settings
 from streams.topics import create_topics
@@ -188,6 +189,8 @@ def test_double_opt_in_keeps_marketing_pending_until_the_customer_answers_yes(wo
                                     lambda seen: any(c.message_id == _reminder(after) for c in seen))
                if c.message_id == _reminder(after)]
     assert "https://shop.example/cart/9" in sent.body
+    assert sent.body.endswith("\n" + compliance.opt_out_line(sent.locale))  # marketing says how to stop it
+    assert sent.sms.segments == sms.segment(sent.body).segments
 
 
 def test_a_capped_store_that_drops_sends_one_reminder_and_reports_the_second(worker: Settings) -> None:
