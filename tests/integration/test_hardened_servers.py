@@ -125,3 +125,22 @@ def test_a_signed_webhook_that_cannot_be_read_is_never_a_500(settings: Settings)
         assert codes[:2] == [400, 400] and set(codes[2:]) <= {200, 400}, codes
 
     run_gateway_scenario(Channel.WHATSAPP, settings, partial(whatsapp_sandbox), scenario)
+
+
+@pytest.mark.xfail(strict=True, reason="connectors/webhooks/vonage_dlr.py (not ours to edit): receipt_params lets "
+                                        "json.loads' RecursionError out before the signature can be checked")
+def test_a_vonage_receipt_too_deep_to_read_is_refused_before_its_signature_never_a_500(settings: Settings) -> None:
+    from pydantic import SecretStr
+
+    from tests.integration.test_vonage_gateway import SIGNING, quiet_sandbox
+
+    settings.sms.provider, settings.sms.vonage_signature_secret = "vonage", SecretStr(SIGNING)
+    deep = b"[" * 100_000 + b"]" * 100_000
+
+    async def scenario(h: Harness) -> None:
+        async with httpx.AsyncClient() as client:
+            response = await client.post(f"{settings.sms.public_base_url}/webhooks/vonage/dlr", content=deep,
+                                         headers={"Content-Type": "application/json"})
+        assert response.status_code in (400, 403), response.status_code
+
+    run_gateway_scenario(Channel.SMS, settings, quiet_sandbox, scenario)
