@@ -23,7 +23,7 @@ from connectors.preferences.choices import (
     paused_until,
     preferred_channel,
 )
-from connectors.preferences.texts import LANGUAGE_NAMES, REFUSALS, RTL, TEXTS, channel_name
+from connectors.preferences.texts import LANGUAGE_NAMES, REFUSALS, RTL, TEXTS, UNSUBSCRIBE, channel_name
 from schemas.customers import ConsentState, CustomerProfile
 
 HIDDEN = "•••"
@@ -98,10 +98,22 @@ _STATUS = """{% extends "layout" %}{% block main %}
 {% endblock %}
 """
 
-_ENV = ImmutableSandboxedEnvironment(loader=DictLoader({"layout": _LAYOUT, "form": _FORM, "status": _STATUS}),
+_CONFIRM = """{% extends "layout" %}{% block main %}
+<h1>{{ title }}</h1>
+<p id="message">{{ message }}</p>
+<form id="unsubscribe-form" method="post" action="{{ action }}">
+<input type="hidden" name="List-Unsubscribe" value="One-Click">
+<button type="submit" id="unsubscribe">{{ button }}</button>
+</form>
+<p><a href="{{ back }}">{{ back_label }}</a></p>
+{% endblock %}
+"""
+
+_ENV = ImmutableSandboxedEnvironment(loader=DictLoader({"layout": _LAYOUT, "form": _FORM, "status": _STATUS,
+                                                        "confirm": _CONFIRM}),
                                      autoescape=True, undefined=StrictUndefined, trim_blocks=True,
                                      lstrip_blocks=True)
-_TEMPLATES = {name: _ENV.get_template(name) for name in ("form", "status")}  # compiled now: broken fails at start
+_TEMPLATES = {name: _ENV.get_template(name) for name in ("form", "status", "confirm")}  # compiled now: broken fails at start
 
 
 def mask_contact(contact: str) -> str:
@@ -140,6 +152,21 @@ def render_saved(language: str, back: str) -> str:
     t = TEXTS[language]
     return _TEMPLATES["status"].render(lang=language, dir=_dir(language), page_id="saved", title=t["saved_title"],
                                        message=t["saved_body"], back=back, back_label=t["back"])
+
+
+def render_unsubscribe_confirm(language: str, action: str, back: str) -> str:
+    """The page a browser gets from an e-mail's unsubscribe link: one button that posts the one-click body."""
+    t = UNSUBSCRIBE[language]
+    return _TEMPLATES["confirm"].render(lang=language, dir=_dir(language), page_id="unsubscribe",
+                                        title=t["confirm_title"], message=t["confirm_body"], action=action, button=t["confirm_button"],
+                                        back=back, back_label=TEXTS[language]["title"])
+
+
+def render_unsubscribed(language: str, back: str) -> str:
+    t = UNSUBSCRIBE[language]
+    return _TEMPLATES["status"].render(lang=language, dir=_dir(language), page_id="unsubscribed",
+                                       title=t["done_title"], message=t["done_body"], back=back,
+                                       back_label=TEXTS[language]["title"])
 
 
 def render_refusal(kind: str) -> tuple[int, str]:

@@ -15,6 +15,7 @@ import signal
 from connectors.gateways.kafka_io import AiokafkaPublisher
 from connectors.preferences.state import CustomerDirectory
 from connectors.http_server import Servers, serve
+from connectors.preferences.unsubscribe import Unsubscribe
 from connectors.preferences.web import PreferenceCentre
 from schemas.catalog import CONSENT_STATE, CUSTOMER_PROFILES, TopicNames
 from streams.clock import Clock, WallClock
@@ -39,8 +40,9 @@ async def run_preferences(settings: Settings, stop: asyncio.Event | None = None,
         consumers = await directory.restore(kafka.bootstrap_servers, publisher.partitions_for)
         follower = asyncio.create_task(directory.follow(consumers), name="preferences-follower")
         centre = PreferenceCentre(config, directory, publisher, names, clock, metrics)
-        http = await serve(centre.routes(), config.host, config.port, config.admin_port, metrics, settings.http,
-                           "preference centre")
+        unsubscribe = Unsubscribe(config, directory, publisher, names, clock, metrics)
+        http = await serve(centre.routes() + unsubscribe.routes(), config.host, config.port, config.admin_port,
+                           metrics, settings.http, "preference centre")
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({stopping, follower}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()

@@ -120,6 +120,57 @@ TEXTS: dict[str, dict[str, str]] = {
     },
 }
 
+# The footer of every marketing e-mail and the unsubscribe pages (connectors/preferences/unsubscribe.py).
+UNSUBSCRIBE: dict[str, dict[str, str]] = {
+    "en": {
+        "unsubscribe": "Unsubscribe from these e-mails", "preferences": "Your message preferences",
+        "confirm_title": "Unsubscribe from offers by e-mail?",
+        "confirm_body": "You will no longer get offers and news from us by e-mail. Order updates are still sent.",
+        "confirm_button": "Unsubscribe",
+        "done_title": "You are unsubscribed",
+        "done_body": "You will get no more offers and news from us by e-mail. It can take a minute before every "
+                     "message follows this.",
+    },
+    "he": {
+        "unsubscribe": "הסרה מרשימת הדיוור", "preferences": "העדפות ההודעות שלך",
+        "confirm_title": "להסיר אותך מדיוור שיווקי במייל?",
+        "confirm_body": "לא תקבלו מאיתנו עוד מבצעים ועדכונים במייל. עדכוני הזמנה ימשיכו להישלח.",
+        "confirm_button": "הסרה",
+        "done_title": "הוסרת מרשימת הדיוור",
+        "done_body": "לא תקבלו מאיתנו עוד מבצעים ועדכונים במייל. ייתכן שיעבור רגע עד שכל ההודעות יתעדכנו.",
+    },
+    "nl": {
+        "unsubscribe": "Afmelden voor deze e-mails", "preferences": "Je berichtvoorkeuren",
+        "confirm_title": "Afmelden voor aanbiedingen per e-mail?",
+        "confirm_body": "Je ontvangt dan geen aanbiedingen en nieuws meer van ons per e-mail. Berichten over je "
+                        "bestellingen blijven komen.",
+        "confirm_button": "Afmelden",
+        "done_title": "Je bent afgemeld",
+        "done_body": "Je ontvangt geen aanbiedingen en nieuws meer van ons per e-mail. Het kan een minuut duren "
+                     "voordat elk bericht zich daaraan houdt.",
+    },
+    "pl": {
+        "unsubscribe": "Wypisz się z tych e-maili", "preferences": "Twoje preferencje wiadomości",
+        "confirm_title": "Wypisać się z ofert e-mailem?",
+        "confirm_body": "Nie będziesz już otrzymywać od nas ofert i nowości e-mailem. Informacje o zamówieniach "
+                        "nadal będą wysyłane.",
+        "confirm_button": "Wypisz mnie",
+        "done_title": "Wypisano",
+        "done_body": "Nie będziesz już otrzymywać od nas ofert i nowości e-mailem. Może minąć chwila, zanim "
+                     "wszystkie wiadomości będą tego przestrzegać.",
+    },
+    "be": {
+        "unsubscribe": "Адпісацца ад гэтых лістоў", "preferences": "Вашы налады паведамленняў",
+        "confirm_title": "Адпісацца ад прапаноў па электроннай пошце?",
+        "confirm_body": "Вы больш не будзеце атрымліваць ад нас прапановы і навіны па электроннай пошце. "
+                        "Паведамленні пра заказы будуць дасылацца і далей.",
+        "confirm_button": "Адпісацца",
+        "done_title": "Вы адпісаліся",
+        "done_body": "Вы больш не будзеце атрымліваць ад нас прапановы і навіны па электроннай пошце. Можа прайсці "
+                     "хвіліна, перш чым усе паведамленні будуць гэтаму адпавядаць.",
+    },
+}
+
 # Refusals and failures: (HTTP status, title, message).
 REFUSALS: dict[str, tuple[int, str, str]] = {
     "tampered": (403, "This link is not valid",
@@ -130,6 +181,8 @@ REFUSALS: dict[str, tuple[int, str, str]] = {
                 "There is no customer record for this link any more."),
     "form": (400, "Something was wrong with the form",
              "Please go back to your preferences page and try again."),
+    "not_one_click": (400, "This is not an unsubscribe request",
+                      "Please open the unsubscribe link from our e-mail and confirm there."),
     "mismatch": (403, "This form does not belong to this link",
                  "Please open your preferences from the link we sent you and try again."),
     "unavailable": (503, "We could not save your preferences",

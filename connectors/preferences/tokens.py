@@ -3,7 +3,9 @@
 The MAC covers the payload exactly as it travels (its base64url text), and the signature is compared as
 text in constant time, so changing any character of either part is refused: there is no second spelling
 of a valid token. The payload is compact JSON, ``{"c": customer id, "s": store id, "e": expiry in whole
-seconds since the epoch}``; it is signed, not encrypted (a customer may read their own id).
+seconds since the epoch}``, and ``"m"``: our message id when the link was sent in a message (an e-mail's
+unsubscribe link: the proof of which message the customer acted on); it is signed, not encrypted (a customer
+may read their own id).
 
 Pure: no clock of its own (``now`` is passed in), no settings, no I/O.
 """
@@ -29,13 +31,19 @@ class Claims:
     customer_id: str
     store_id: str
     expires_at: dt.datetime
+    message_id: str | None = None  # the message the link was sent in
 
 
-def make_token(secret: bytes, customer_id: str, store_id: str, expires_at: dt.datetime) -> str:
-    """A token for this customer of this store, valid until ``expires_at`` (rounded down to the second)."""
+def make_token(secret: bytes, customer_id: str, store_id: str, expires_at: dt.datetime,
+               message_id: str | None = None) -> str:
+    """A token for this customer of this store, valid until ``expires_at`` (rounded down to the second), naming
+    the message it is sent in if ``message_id`` is given."""
     if expires_at.tzinfo is None:
         raise ValueError("expires_at must be timezone-aware")
-    claims = {"c": customer_id, "s": store_id, "e": (expires_at - _EPOCH) // dt.timedelta(seconds=1)}  # exact
+    claims: dict[str, object] = {"c": customer_id, "s": store_id,
+                                 "e": (expires_at - _EPOCH) // dt.timedelta(seconds=1)}  # exact
+    if message_id is not None:
+        claims["m"] = message_id
     payload = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode("ascii"))
     return f"{payload}.{_sign(secret, payload)}"
 
@@ -59,16 +67,17 @@ def _claims(payload: str) -> Claims:
     """Only reached with a valid signature, so a bad payload means a leaked secret or a bug: still refused."""
     try:
         raw = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        customer_id, store_id, expires = raw["c"], raw["s"], raw["e"]
-    except (ValueError, TypeError, KeyError, binascii.Error) as exc:
+        customer_id, store_id, expires, message_id = raw["c"], raw["s"], raw["e"], raw.get("m")
+    except (ValueError, TypeError, KeyError, AttributeError, binascii.Error) as exc:
         raise TamperedLinkError("the link's payload is malformed") from exc
-    if not (isinstance(customer_id, str) and isinstance(store_id, str) and type(expires) is int):
+    if not (isinstance(customer_id, str) and isinstance(store_id, str) and type(expires) is int
+            and (message_id is None or isinstance(message_id, str))):
         raise TamperedLinkError("the link's payload is malformed")
     try:
         expires_at = dt.datetime.fromtimestamp(expires, dt.timezone.utc)
     except (OverflowError, OSError, ValueError) as exc:
         raise TamperedLinkError("the link's payload is malformed") from exc
-    return Claims(customer_id, store_id, expires_at)
+    return Claims(customer_id, store_id, expires_at, message_id)
 
 
 def _sign(secret: bytes, payload: str) -> str:

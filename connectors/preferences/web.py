@@ -20,6 +20,7 @@ from connectors.errors import ExpiredLinkError, FormEncodingError, PreferenceFor
 from connectors.forms import decode_form
 from connectors.preferences import tokens
 from connectors.preferences.choices import LANGUAGES, Changes, Proof, changes, language_of, parse_form
+from connectors.preferences.links import PAGE_PATH, link_for, secret_of
 from connectors.preferences.page import disclosure, render_form, render_refusal, render_saved
 from connectors.preferences.state import CustomerDirectory
 from schemas.catalog import CUSTOMER_CONSENTS, CUSTOMER_PROFILES, TopicNames
@@ -30,9 +31,11 @@ from streams.metrics import Metrics
 from streams.publish import Publisher
 from streams.settings import PreferenceSettings
 
+__all__ = ["PATH", "PreferenceCentre", "Refused", "customer_for", "html_response", "link_for", "refusal"]
+
 logger = logging.getLogger(__name__)
 
-PATH = "/preferences/{token}"
+PATH = PAGE_PATH
 
 HEADERS = {
     "Cache-Control": "no-store",
@@ -44,18 +47,27 @@ HEADERS = {
 }
 
 
-def link_for(config: PreferenceSettings, customer_id: str, store_id: str, now: dt.datetime,
-             ttl_seconds: int | None = None) -> str:
-    """The signed address of a customer's preference page, valid for the configured time from ``now``."""
-    expires_at = now + dt.timedelta(seconds=ttl_seconds or config.link_ttl_seconds)
-    token = tokens.make_token(_secret(config), customer_id, store_id, expires_at)
-    return config.public_base_url.rstrip("/") + PATH.format(token=token)
+class Refused(Exception):
+    """A request refused with the page of ``kind`` (see :data:`texts.REFUSALS`)."""
 
-
-class _Refused(Exception):
     def __init__(self, kind: str) -> None:
         super().__init__(kind)
         self.kind = kind
+
+
+def customer_for(config: PreferenceSettings, directory: CustomerDirectory, token: str,
+                 now: dt.datetime) -> tuple[CustomerProfile, tokens.Claims]:
+    """The customer a link opens, with its claims; :class:`Refused` for a tampered, expired or foreign link."""
+    try:
+        claims = tokens.verify(secret_of(config), token, now)
+    except TamperedLinkError as exc:
+        raise Refused("tampered") from exc
+    except ExpiredLinkError as exc:
+        raise Refused("expired") from exc
+    profile = directory.profile(claims.customer_id)
+    if profile is None or profile.store_id != claims.store_id:
+        raise Refused("unknown")
+    return profile, claims
 
 
 class PreferenceCentre:
@@ -72,11 +84,11 @@ class PreferenceCentre:
         token, now = request.match_info["token"], self._clock.now()
         try:
             profile = self._customer(token, now)
-        except _Refused as refused:
+        except Refused as refused:
             return self._refuse("view", refused.kind)
         consent = self._directory.consent(profile.customer_id)
         self._metrics.preference_requests.labels("view", "ok").inc()
-        return _html(200, render_form(profile, consent, token, request.path, now))
+        return html_response(200, render_form(profile, consent, token, request.path, now))
 
     async def save(self, request: web.Request) -> web.Response:
         token, now = request.match_info["token"], self._clock.now()
@@ -86,15 +98,15 @@ class PreferenceCentre:
                 form = dict(decode_form(await request.read()))  # the link was checked first
             except FormEncodingError as exc:
                 logger.info("preference form refused: %s", exc)
-                raise _Refused("form") from exc
+                raise Refused("form") from exc
             if not hmac.compare_digest(form.get("token", "").encode("utf-8", "surrogatepass"),
                                        token.encode("utf-8", "surrogatepass")):
-                raise _Refused("mismatch")
+                raise Refused("mismatch")
             try:
                 choices = parse_form(form, profile)
             except PreferenceFormError as exc:
                 logger.info("preference form refused: %s", exc)
-                raise _Refused("form") from exc
+                raise Refused("form") from exc
             shown = form.get("shown_language", "")
             proof = Proof(ip=request.remote, user_agent=request.headers.get("User-Agent"),
                           disclosure_text=disclosure(shown if shown in LANGUAGES else language_of(profile.locale)),
@@ -104,25 +116,16 @@ class PreferenceCentre:
                 await self._publish(result)
             except (KafkaError, TimeoutError) as exc:
                 logger.error("preferences not (fully) saved: publishing failed (%s)", type(exc).__name__)
-                raise _Refused("unavailable") from exc
-        except _Refused as refused:
+                raise Refused("unavailable") from exc
+        except Refused as refused:
             return self._refuse("save", refused.kind)
         self._metrics.preference_requests.labels("save", "ok").inc()
         logger.info("preferences saved: %d consent change(s), profile %s", len(result.consent),
                     "updated" if result.profile else "unchanged")
-        return _html(200, render_saved(choices.language, request.path))
+        return html_response(200, render_saved(choices.language, request.path))
 
     def _customer(self, token: str, now: dt.datetime) -> CustomerProfile:
-        try:
-            claims = tokens.verify(_secret(self._config), token, now)
-        except TamperedLinkError as exc:
-            raise _Refused("tampered") from exc
-        except ExpiredLinkError as exc:
-            raise _Refused("expired") from exc
-        profile = self._directory.profile(claims.customer_id)
-        if profile is None or profile.store_id != claims.store_id:
-            raise _Refused("unknown")
-        return profile
+        return customer_for(self._config, self._directory, token, now)[0]
 
     async def _publish(self, result: Changes) -> None:
         """Each record is noted as the customer's state once the broker has it, so a retry after a partial
@@ -139,15 +142,15 @@ class PreferenceCentre:
             self._metrics.preference_changes.labels("profile").inc()
 
     def _refuse(self, action: str, kind: str) -> web.Response:
-        self._metrics.preference_requests.labels(action, kind).inc()
-        logger.info("preference %s refused: %s", action, kind)
-        status, body = render_refusal(kind)
-        return _html(status, body)
+        return refusal(self._metrics, action, kind)
 
 
-def _secret(config: PreferenceSettings) -> bytes:
-    return config.secret.get_secret_value().encode()
+def refusal(metrics: Metrics, action: str, kind: str) -> web.Response:
+    metrics.preference_requests.labels(action, kind).inc()
+    logger.info("preference %s refused: %s", action, kind)
+    status, body = render_refusal(kind)
+    return html_response(status, body)
 
 
-def _html(status: int, body: str) -> web.Response:
+def html_response(status: int, body: str) -> web.Response:
     return web.Response(status=status, text=body, content_type="text/html", charset="utf-8", headers=HEADERS)
