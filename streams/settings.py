@@ -7,6 +7,7 @@ Only :meth:`Settings.redacted` is ever logged.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,7 +23,7 @@ class KafkaSettings(BaseModel):
 class WorkerSettings(BaseModel):
     app_id: str = "switchboard"
     web_host: str = Field("127.0.0.1", description="Faust web server bind address (0.0.0.0 in a container).")
-    web_port: int = Field(6066, description="Faust web server: /metrics.")
+    web_port: int = Field(6066, description="Faust web server: /metrics and faust's views (the worker's admin port).")
     data_dir: Path = Path(".switchboard/worker")
     store: str = Field("memory://", description="Table store: memory:// or rocksdb://")
     default_country: str = Field("US", description="Region for pricing when a number has none.")
@@ -40,6 +41,10 @@ class WorkerSettings(BaseModel):
     uvloop: bool = Field(
         False, description="Run the worker on uvloop. Off: no throughput gain in `make bench` on a quiet machine, and "
                            "worker starts hung more often with it (see README, Performance).")
+    hot_customers: int = Field(
+        20_000, ge=0, description="Customers' states kept decoded (the most recently used); the others are held as "
+                                  "their changelog record's bytes (about a third of the memory) and decoded when "
+                                  "touched.")
     timer_interval: float = Field(1.0, gt=0, description="Seconds between two looks at the due-time index (deferred "
                                                          "sends, journey waits, receipt deadlines); a look costs "
                                                          "O(timers due), not O(customers).")
@@ -58,6 +63,16 @@ class WorkerSettings(BaseModel):
         description="HMAC key of erased customers' suppression entries: set it in production, never change it.")
 
 
+class ContactSettings(BaseModel):
+    """The gateways' contact directory and suppressions (connectors/gateways/directory.py): contact points are
+    kept only as keyed hashes, in memory and on ``contacts.suppressions``."""
+
+    key: SecretStr = Field(
+        SecretStr("dev-only-contact-key"),
+        description="HMAC key of contact points (every SMS and WhatsApp gateway the same): set it in production, "
+                    "never change it (contacts.suppressions is keyed with it).")
+
+
 class GatewaySettings(BaseModel):
     """What every channel gateway has."""
 
@@ -73,13 +88,15 @@ class GatewaySettings(BaseModel):
     batch: int = Field(128, ge=1, description="Commands taken per fetch.")
     max_in_flight: int = Field(256, ge=1, description="Commands taken and not yet finished (bulk stops there).")
     webhook_host: str = "127.0.0.1"
-    webhook_port: int = Field(description="Provider webhooks, /metrics and /health.")
+    webhook_port: int = Field(description="Provider webhooks and /health: the public port.")
+    admin_port: int = Field(description="/metrics and /health, bound to http.admin_host (loopback by default).")
     public_base_url: str = Field("", description="How the provider reaches our webhooks (the URL it signs).")
 
 
 class SmsGatewaySettings(GatewaySettings):
     group_id: str = "switchboard-gateway-sms"
     webhook_port: int = 8098
+    admin_port: int = 6067
     public_base_url: str = "http://127.0.0.1:8098"
     provider: str = Field("twilio", description="twilio or vonage")
     from_number: str = "+15005550006"
@@ -90,13 +107,29 @@ class SmsGatewaySettings(GatewaySettings):
     # Vonage
     vonage_api_key: str = "sandbox1"  # the sandbox's
     vonage_api_secret: SecretStr = SecretStr("sandbox-api-secret")
-    vonage_signature_secret: SecretStr | None = Field(None, description="Signs requests and verifies receipts.")
+    vonage_signature_secret: SecretStr | None = Field(
+        None, description="Signs requests and verifies receipts; required when provider is vonage.")
+    vonage_signature_method: Literal["md5hash", "md5", "sha1", "sha256", "sha512"] = Field(
+        "md5hash", description="The dashboard's method: MD5 hash (its default) or MD5/SHA1/SHA256/SHA512 HMAC.")
+    vonage_receipt_max_age: float = Field(
+        300.0, gt=0, description="Seconds a signed receipt's timestamp may be from now (older: a replay, refused).")
     vonage_api_base_url: str = Field("http://127.0.0.1:8092", description="https://rest.nexmo.com in production.")
+
+    @model_validator(mode="after")
+    def _vonage_receipts_are_signed(self) -> SmsGatewaySettings:
+        """Unsigned Vonage receipts can be forged by anyone who learns the URL: no secret, no Vonage."""
+        if self.provider == "vonage" and not (self.vonage_signature_secret and
+                                              self.vonage_signature_secret.get_secret_value()):
+            raise ValueError("SWITCHBOARD_SMS__VONAGE_SIGNATURE_SECRET is required when SWITCHBOARD_SMS__PROVIDER is "
+                             "vonage (the dashboard's signature secret; enable signed webhooks), or receipts could "
+                             "be forged")
+        return self
 
 
 class WhatsAppGatewaySettings(GatewaySettings):
     group_id: str = "switchboard-gateway-whatsapp"
     webhook_port: int = 8096
+    admin_port: int = 6068
     public_base_url: str = "http://127.0.0.1:8096"
     provider: str = "meta_whatsapp"
     phone_number_id: str = "100000000000001"  # the sandbox's
@@ -109,7 +142,8 @@ class WhatsAppGatewaySettings(GatewaySettings):
 
 class EmailGatewaySettings(GatewaySettings):
     group_id: str = "switchboard-gateway-email"
-    webhook_port: int = Field(8094, description="/metrics and /health (SMTP answers synchronously: no webhooks).")
+    webhook_port: int = Field(8094, description="/health only (SMTP answers synchronously: no webhooks).")
+    admin_port: int = 6069
     provider: str = "smtp"
     host: str = Field("127.0.0.1", description="SMTP server; the sandbox by default.")
     port: int = 1025
@@ -131,6 +165,17 @@ class SandboxSettings(BaseModel):
     smtp_http_port: int = Field(8093, description="SMTP sandbox's inspection API.")
 
 
+class HttpSettings(BaseModel):
+    """Every HTTP server a process runs: the public one (webhooks, preference pages) and the admin one."""
+
+    header_timeout: float = Field(10.0, gt=0, description="Seconds a client has to send a request's headers (from "
+                                                          "connecting, or from the previous response): then dropped.")
+    body_timeout: float = Field(10.0, gt=0, description="Seconds a client has to send a request's body once its "
+                                                        "headers are in: then 408 and dropped.")
+    admin_host: str = Field("127.0.0.1", description="Bind address of every admin server (/metrics, /health, the "
+                                                     "worker's faust views); 0.0.0.0 only behind a private network.")
+
+
 class PreferenceSettings(BaseModel):
     """The customer preference centre: a page reached by a signed, expiring link.
 
@@ -139,7 +184,8 @@ class PreferenceSettings(BaseModel):
     """
 
     host: str = Field("127.0.0.1", description="Bind address (0.0.0.0 in a container).")
-    port: int = Field(8090, description="The preference pages, /metrics and /health.")
+    port: int = Field(8090, description="The preference pages and /health.")
+    admin_port: int = Field(6070, description="/metrics and /health, bound to http.admin_host.")
     public_base_url: str = Field("http://127.0.0.1:8090",
                                  description="How customers reach the pages; links start with it.")
     secret: SecretStr = Field(SecretStr("dev-only-preference-secret"),
@@ -153,7 +199,8 @@ class PreferenceSettings(BaseModel):
 # broker's controller listener takes the port after the broker's (deploy/kafka/kafka.sh), hence the gap at 1.
 PORT_OFFSETS = {"kafka": 0, "worker_web": 2, "sms_webhooks": 3, "whatsapp_webhooks": 4, "email_webhooks": 5,
                 "sandbox_twilio": 6, "sandbox_whatsapp": 7, "sandbox_vonage": 8, "sandbox_smtp": 9,
-                "sandbox_smtp_http": 10, "preferences": 11}
+                "sandbox_smtp_http": 10, "preferences": 11, "sms_admin": 12, "whatsapp_admin": 13, "email_admin": 14,
+                "preferences_admin": 15}
 
 
 def _url(host: str, port: int) -> str:
@@ -173,6 +220,9 @@ def _unless_set(section: BaseModel, **derived: object) -> BaseModel:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", env_nested_delimiter="__", extra="ignore")
 
+    env: Literal["development", "production"] = Field(
+        "development", description="SWITCHBOARD_ENV: production refuses to start a process on a development secret "
+                                   "(streams/production.py); development warns.")
     kafka: KafkaSettings = KafkaSettings()
     worker: WorkerSettings = WorkerSettings()
     sms: SmsGatewaySettings = SmsGatewaySettings()
@@ -180,6 +230,8 @@ class Settings(BaseSettings):
     email: EmailGatewaySettings = EmailGatewaySettings()
     sandbox: SandboxSettings = SandboxSettings()
     preferences: PreferenceSettings = PreferenceSettings()
+    contacts: ContactSettings = ContactSettings()
+    http: HttpSettings = HttpSettings()
     ports_from: int | None = Field(
         None, ge=1, le=65535 - len(PORT_OFFSETS),
         description="SWITCHBOARD_PORTS_FROM: every local port counted from this one (PORT_OFFSETS), unless set.")
@@ -191,13 +243,16 @@ class Settings(BaseSettings):
             port = {name: self.ports_from + offset for name, offset in PORT_OFFSETS.items()}
             self.kafka = _unless_set(self.kafka, bootstrap_servers=f"127.0.0.1:{port['kafka']}")
             self.worker = _unless_set(self.worker, web_port=port["worker_web"])
-            self.sms = _unless_set(self.sms, webhook_port=port["sms_webhooks"])
-            self.whatsapp = _unless_set(self.whatsapp, webhook_port=port["whatsapp_webhooks"])
-            self.email = _unless_set(self.email, webhook_port=port["email_webhooks"])
+            self.sms = _unless_set(self.sms, webhook_port=port["sms_webhooks"], admin_port=port["sms_admin"])
+            self.whatsapp = _unless_set(self.whatsapp, webhook_port=port["whatsapp_webhooks"],
+                                        admin_port=port["whatsapp_admin"])
+            self.email = _unless_set(self.email, webhook_port=port["email_webhooks"], admin_port=port["email_admin"])
             self.sandbox = _unless_set(self.sandbox, port=port["sandbox_twilio"],
                                        whatsapp_port=port["sandbox_whatsapp"], vonage_port=port["sandbox_vonage"],
                                        smtp_port=port["sandbox_smtp"], smtp_http_port=port["sandbox_smtp_http"])
-            self.preferences = _unless_set(self.preferences, port=port["preferences"])
+            self.preferences = _unless_set(self.preferences, port=port["preferences"],
+                                           admin_port=port["preferences_admin"])
+        self.worker = _unless_set(self.worker, web_host=self.http.admin_host)  # faust's web server is its admin one
         box = self.sandbox
         self.sms = _unless_set(self.sms, public_base_url=_url(self.sms.webhook_host, self.sms.webhook_port),
                                api_base_url=_url(box.host, box.port),
