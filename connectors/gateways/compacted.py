@@ -55,6 +55,28 @@ async def follow(consumer: AIOKafkaConsumer, apply: Apply, advance: Advance | No
             await _positions(consumer, consumer.assignment(), advance)
 
 
+class CompactedView:
+    """Something kept in memory from a compacted topic: :meth:`restore` reads the topic to its end, then
+    :meth:`follow` applies what is written after. Subclasses set ``topic`` and define ``_apply``."""
+
+    topic: str
+
+    def _apply(self, partition: int, key: bytes | None, value: bytes | None, offset: int) -> None:
+        raise NotImplementedError
+
+    async def restore(self, bootstrap_servers: str, partition_ids: set[int]) -> AIOKafkaConsumer:
+        """Returns the follower for :meth:`follow`, positioned at the end; the caller stops it."""
+        consumer = await read_to_end(bootstrap_servers, self.topic, partition_ids, self._apply)
+        logger.info("%s restored from %s: %d entries", type(self).__name__, self.topic, len(self))
+        return consumer
+
+    async def follow(self, consumer: AIOKafkaConsumer) -> None:
+        await follow(consumer, self._apply)
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+
 async def end_offsets_client(bootstrap_servers: str) -> AIOKafkaConsumer:
     """A started consumer that is never assigned anything: its connection is free for list-offsets."""
     consumer = _consumer(bootstrap_servers)
