@@ -8,11 +8,20 @@ does wrong on purpose is set by :class:`SmtpSandboxScenario`. Inspection lives u
     GET  /_sandbox/messages   every stored message, parsed and decoded
     GET  /_sandbox/stats      counters (received, bounced, tempfailed, auth_failed, dropped)
     POST /_sandbox/reset      forget messages and counters
+    GET  /_sandbox/reports    the reports sent back (DSNs, ARF complaints), raw, newest last
+    POST /_sandbox/complaints {"message_id": "<Message-ID>"}: the recipient marks that message as spam
+
+Reports (connectors/sandbox/smtp_reports.py) look as real ones do: a recipient whose local part starts with
+``hardbounce`` is accepted (250) and then bounced with a DSN (5.1.1), as a receiving system that finds out
+later; a complaint is an ARF report carrying the whole original. Each is kept under ``/_sandbox/reports``
+and, when the scenario has a ``reports_url``, POSTed there as ``message/rfc822`` (how an e-mail service hands
+bounces and feedback-loop reports to its customer's webhook).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import email
 import hmac
 import logging
@@ -24,8 +33,11 @@ from email import policy
 from email.message import EmailMessage
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from connectors.sandbox.smtp_reports import abuse_complaint, delivery_failure
 
 __all__ = ["SmtpSandboxScenario", "RunningSmtpSandbox", "serve", "run", "recipient_reply",
            "DEFAULT_USERNAME", "DEFAULT_PASSWORD"]
@@ -57,16 +69,18 @@ class SmtpSandboxScenario:
     username: str = DEFAULT_USERNAME
     password: str = DEFAULT_PASSWORD
     drop_after_data_every: int = 0
+    reports_url: str | None = None  # where DSNs and complaints are POSTed (message/rfc822); None: only kept
+    bounce_after: float = 0.5  # seconds between accepting a ``hardbounce`` message and its DSN
 
     def __post_init__(self) -> None:
-        if self.drop_after_data_every < 0:
-            raise ValueError("drop_after_data_every must be >= 0")
+        if self.drop_after_data_every < 0 or self.bounce_after < 0:
+            raise ValueError("drop_after_data_every and bounce_after must be >= 0")
         if self.require_auth and not (self.username and self.password):
             raise ValueError("require_auth needs a username and a password")
 
     def __repr__(self) -> str:
         return (f"SmtpSandboxScenario(require_auth={self.require_auth}, username={self.username!r}, "
-                f"drop_after_data_every={self.drop_after_data_every})")
+                f"drop_after_data_every={self.drop_after_data_every}, reports_url={self.reports_url!r})")
 
 
 def recipient_reply(address: str) -> str | None:
@@ -98,6 +112,32 @@ class _State:
     scenario: SmtpSandboxScenario
     messages: list[dict[str, Any]] = field(default_factory=list)
     stats: Counter[str] = field(default_factory=Counter)
+    reports: list[str] = field(default_factory=list)
+    originals: dict[str, tuple[bytes, str, str]] = field(default_factory=dict)  # Message-ID -> raw, from, to
+    sending: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def report(self, raw: bytes, after: float = 0.0) -> None:
+        """Keeps a report (``after`` seconds from now) and hands it to the scenario's ``reports_url``."""
+        task = asyncio.create_task(self._report(raw, after))
+        self.sending.add(task)
+        task.add_done_callback(self.sending.discard)
+
+    async def _report(self, raw: bytes, after: float) -> None:
+        await asyncio.sleep(after)  # a receiving system finds out later: the sender has its 250 first
+        self.reports.append(raw.decode("ascii", "replace"))
+        if self.scenario.reports_url:
+            await _post_report(self.scenario.reports_url, raw)
+
+
+async def _post_report(url: str, raw: bytes) -> None:
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(url, data=raw, headers={"Content-Type": "message/rfc822"},
+                                    timeout=aiohttp.ClientTimeout(total=10)) as response:
+                if response.status >= 300:
+                    logger.warning("smtp sandbox report refused by %s: %s", url, response.status)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        logger.warning("smtp sandbox report not delivered to %s: %s", url, type(exc).__name__)
 
 
 STATE = web.AppKey("smtp_sandbox_state", _State)
@@ -138,7 +178,16 @@ class _Handler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         state = self.state
+        raw = envelope.original_content or b""
+        later = [rcpt for rcpt in envelope.rcpt_tos if rcpt.rsplit("@", 1)[0].lower().startswith("hardbounce")]
+        for rcpt in later:  # accepted, then found undeliverable: a DSN to the envelope sender, nothing stored
+            state.report(delivery_failure(raw, envelope.mail_from or "", rcpt, dt.datetime.now(dt.timezone.utc)),
+                         after=state.scenario.bounce_after)
+        if later and len(later) == len(envelope.rcpt_tos):
+            return "250 2.0.0 OK queued"
         stored = _stored_message(envelope)
+        if stored["message_id"]:
+            state.originals[stored["message_id"]] = (raw, envelope.mail_from or "", envelope.rcpt_tos[0])
         state.messages.append(stored)
         state.stats["received"] += 1
         every = state.scenario.drop_after_data_every
@@ -203,10 +252,28 @@ async def _stats(request: web.Request) -> web.Response:
     return web.json_response({key: stats[key] for key in STAT_KEYS})
 
 
+async def _reports(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE].reports)
+
+
+async def _complain(request: web.Request) -> web.Response:
+    """The recipient of a stored message marks it as spam: an ARF report for it."""
+    state = request.app[STATE]
+    try:
+        message_id = (await request.json())["message_id"]
+        raw, mail_from, recipient = state.originals[message_id]
+    except (ValueError, KeyError, TypeError):
+        return web.json_response({"error": "no stored message with that message_id"}, status=404)
+    state.report(abuse_complaint(raw, mail_from, recipient, dt.datetime.now(dt.timezone.utc)))
+    return web.json_response({"complained": message_id})
+
+
 async def _reset(request: web.Request) -> web.Response:
     state = request.app[STATE]
     state.messages.clear()
     state.stats.clear()
+    state.reports.clear()
+    state.originals.clear()
     return web.json_response({"reset": True})
 
 
@@ -217,6 +284,8 @@ def _create_app(state: _State) -> web.Application:
     app.router.add_get("/_sandbox/messages", _list_messages)
     app.router.add_get("/_sandbox/stats", _stats)
     app.router.add_post("/_sandbox/reset", _reset)
+    app.router.add_get("/_sandbox/reports", _reports)
+    app.router.add_post("/_sandbox/complaints", _complain)
     return app
 
 
