@@ -1,4 +1,4 @@
-"""Form bodies (``application/x-www-form-urlencoded``, and ``multipart/form-data``) read from their raw bytes, strictly.
+"""Form bodies (``application/x-www-form-urlencoded``, ``multipart/form-data``) read from their raw bytes, strictly.
 
 aiohttp's ``request.post()`` raises ``UnicodeDecodeError`` on a body that is not UTF-8 (a 500, with a
 traceback, before any signature could be checked). :func:`decode_form` reads the same pairs, in order and
