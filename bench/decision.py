@@ -119,21 +119,26 @@ class _CountingSink:
 
 
 class _JsonStore:
-    """A table as the owner writes it, the changelog's JSON serialization included."""
+    """A table as the owner writes it, the changelog's JSON serialization included. Like the worker's customers
+    table (``streams/app.py`` ``CompactTableStore``) it holds each value as its changelog record's bytes, and the
+    values decoded since (the hot ones; the loop is too short to evict any), so a customer's first touch pays for
+    decoding its state, as in the worker."""
 
     def __init__(self, values: dict[bytes, object] | None = None) -> None:
         self.data = dict(values or {})
+        self.hot: dict[bytes, object] = {}
         self.dumps = codecs.get_codec("json").dumps
 
     def get(self, key: bytes) -> object:
-        return self.data.get(key)
+        found = self.hot.get(key)
+        return found if found is not None else self.data.get(key)
 
     def cache(self, key: bytes, value: object) -> None:
-        self.data[key] = value
+        self.hot[key] = value
 
     def put(self, key: bytes, value: object, partition: int) -> None:
-        self.data[key] = value
-        self.dumps(value.as_json() if isinstance(value, core.CustomerState) else value)
+        self.data[key] = self.dumps(value.as_json() if isinstance(value, core.CustomerState) else value)
+        self.hot[key] = value
 
     def delete(self, key: bytes, partition: int) -> None:
         self.data.pop(key, None)
@@ -151,9 +156,7 @@ def core_path(workload: Workload) -> DecisionLoop:
         rules = Path(tmp) / "stores.yaml"
         rules.write_text(yaml.safe_dump(THROUGHPUT_STORES), encoding="utf-8")
         stores = StoreDirectory.load(rules)
-    json = codecs.get_codec("json")
-    customers = _JsonStore({entry.key: core.CustomerState.from_json(entry.key.decode(), json.loads(entry.state_json()))
-                            for entry in workload.tables})
+    customers = _JsonStore({entry.key: entry.state_json() for entry in workload.tables})
     ctx = core.Context(clock=WallClock(), journeys=load_journeys(settings.worker.journeys_dir), stores=stores,
                        policy=policy.PolicyConfig(default_country=settings.worker.default_country))
     sink = _CountingSink()

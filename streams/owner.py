@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -108,6 +109,15 @@ class CampaignWalk:
                 "done": self.done}
 
 
+# The parts of a state's changelog record that hold timers (CustomerState.timers): a record without them has none.
+_TIMED_PARTS = (b'"scheduled"', b'"journeys"', b'"in_flight"')
+
+
+def _decoded(customer_id: str, value: Any) -> core.CustomerState:
+    """A state from its changelog record: the bytes (a compact store) or the decoded JSON."""
+    return core.CustomerState.from_json(customer_id, json.loads(value) if isinstance(value, bytes) else value)
+
+
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition a producer puts ``key`` on (murmur2, as Kafka's Java client, aiokafka and kafka-python)."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
@@ -135,7 +145,7 @@ class CustomerOwner:
         value = self.customers.get(key)
         if value is None or isinstance(value, core.CustomerState):
             return value
-        state = core.CustomerState.from_json(customer_id, value)  # as recovered from the changelog
+        state = _decoded(customer_id, value)  # as recovered from the changelog, or held compact
         self.customers.cache(key, state)
         return state
 
@@ -181,11 +191,15 @@ class CustomerOwner:
         """The due-time index and the campaign walks, from the states of the partitions now assigned."""
         assigned = self.assigned()
         self.index.clear()
+        cold = getattr(self.customers, "cold", self.customers.get)
         for key in list(self.customers.keys()):
-            if partition_of(key, self.partitions) in assigned:
-                state = self.state_of(key.decode())
-                if state is not None:
-                    self.index.add(state.customer_id, state.timers(self.receipt_timeouts))
+            if partition_of(key, self.partitions) not in assigned:
+                continue
+            value = cold(key)
+            if value is None or (isinstance(value, bytes) and not any(part in value for part in _TIMED_PARTS)):
+                continue  # a state held as bytes with no part that has timers: nothing to decode
+            state = value if isinstance(value, core.CustomerState) else _decoded(key.decode(), value)
+            self.index.add(state.customer_id, state.timers(self.receipt_timeouts))
         self.campaigns = {}
         for key in list(self.walks.keys()):
             saved = self.walks.get(key)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 
 from prometheus_client import CollectorRegistry
 
@@ -157,3 +158,22 @@ def test_a_campaign_walk_reaches_each_customer_of_its_partition_once_and_resumes
     sent = [k for t, k in o.sink.log if t == "messages.commands.sms.bulk"]
     assert sorted(sent) == sorted(c.encode() for c in customers)
     assert all(w["done"] for w in o.walks.data.values())
+
+
+def test_states_held_as_their_changelog_bytes_are_decoded_when_touched_and_their_timers_rebuilt():
+    """A compact store (the worker's customers table) holds each state as its record's bytes; a restart
+    finds the deferred send in them, and the next input decodes the state and goes on from it."""
+    clock = VirtualClock(dt.datetime(2026, 11, 22, 23, 0, tzinfo=dt.timezone.utc))  # midnight in Warsaw
+    o = owner(clock)
+    launch = CampaignLaunch(campaign_id="flash", name="flash", store_id="store-1", template="flash_sale",
+                            channels=[Channel.SMS], launched_at=clock.now(),
+                            variables={"coupon_code": "FLASH30", "coupon_value": "30%"})
+    run(o.apply([*known("c1", marketing=True), *known("c2"), Item("c1", core.CampaignInput(launch))]))
+    due = o.index.next_due()
+    for key, state in list(o.customers.data.items()):  # as recovered from the changelog, never decoded
+        o.customers.data[key] = json.dumps(state.as_json()).encode()
+    o.rebuild()
+    assert o.index.next_due() == due  # c1's deferred send, found in its bytes; c2 has no timed part to decode
+    assert isinstance(o.customers.data[b"c2"], bytes)
+    run(o.apply([Item("c1", core.EventInput(f.shipped("c1"), clock.now()))]))
+    assert o.state_of("c1").scheduled and o.state_of("c1").consents["sms:marketing"]["state"] == "opted_in"
