@@ -40,7 +40,7 @@ SECRETS_OF: dict[str, Callable[[Settings], list[Secret]]] = {
     "gateway sms": _sms,
     "gateway whatsapp": lambda s: [("whatsapp", "access_token"), ("whatsapp", "app_secret"),
                                    ("whatsapp", "verify_token"), CONTACT_KEY],
-    "gateway email": lambda s: [("email", "password")],
+    "gateway email": lambda s: [("email", "password"), ("preferences", "secret")],  # it signs unsubscribe links
     "preferences": lambda s: [("preferences", "secret")],
     "preference-link": lambda s: [("preferences", "secret")],
 }

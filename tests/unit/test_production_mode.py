@@ -27,6 +27,7 @@ DEVELOPMENT_SECRETS = [
     ("gateway sms", "SWITCHBOARD_CONTACTS__KEY"),
     ("gateway whatsapp", "SWITCHBOARD_CONTACTS__KEY"),
     ("preferences", "SWITCHBOARD_PREFERENCES__SECRET"),
+    ("gateway email", "SWITCHBOARD_PREFERENCES__SECRET"),  # its unsubscribe links and e-mail reports
     ("preference-link", "SWITCHBOARD_PREFERENCES__SECRET"),
 ]
 PRODUCTION_SECRETS = {name: f"prod-{name.lower()}" for _, name in DEVELOPMENT_SECRETS}
