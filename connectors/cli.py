@@ -15,6 +15,10 @@
     switchboard preferences              the customer preference centre (pages behind signed links)
     switchboard preference-link ID --store STORE   print a customer's signed preference link
 
+``SWITCHBOARD_ENV=production`` makes the worker, the gateways, the preference centre and ``preference-link``
+refuse to start on a development secret (streams/production.py), naming the settings to set; in development
+they warn once. The sandboxes, the demo and ``simulate`` are development tools and are not checked.
+
 Options every process command takes: ``--ports-from N`` (or ``SWITCHBOARD_PORTS_FROM``) moves every local
 port of the stack to N + an offset (``streams.settings.PORT_OFFSETS``), and the processes' URLs with it.
 """
@@ -89,22 +93,23 @@ def _sandbox(args: argparse.Namespace, settings: Settings) -> int:
     if args.provider == "smtp":
         from connectors.sandbox import smtp
 
-        smtp.run(box.host, box.smtp_port, box.smtp_http_port)
+        smtp.run(box.host, args.port or box.smtp_port, box.smtp_http_port)
         return 0
     if args.provider == "vonage":
         from connectors.sandbox import vonage
 
         sms = settings.sms
         secret = sms.vonage_signature_secret.get_secret_value() if sms.vonage_signature_secret else None
-        vonage.run(box.host, box.vonage_port, api_key=sms.vonage_api_key,
+        vonage.run(box.host, args.port or box.vonage_port, api_key=sms.vonage_api_key,
                    api_secret=sms.vonage_api_secret.get_secret_value(), signature_secret=secret,
+                   signature_method=sms.vonage_signature_method,
                    scenario=vonage.SandboxScenario(fail_rate=args.fail_rate, callback_delay=args.callback_delay))
         return 0
     if args.provider == "whatsapp":
         from connectors.sandbox import whatsapp
 
         wa = settings.whatsapp
-        whatsapp.run(box.host, box.whatsapp_port, phone_number_id=wa.phone_number_id,
+        whatsapp.run(box.host, args.port or box.whatsapp_port, phone_number_id=wa.phone_number_id,
                      access_token=wa.access_token.get_secret_value(), app_secret=wa.app_secret.get_secret_value(),
                      webhook_url=wa.public_base_url.rstrip("/") + "/webhooks/whatsapp",
                      scenario=whatsapp.SandboxScenario(fail_rate=args.fail_rate, status_delay=args.callback_delay))
@@ -121,24 +126,33 @@ def _sandbox(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _produce(args: argparse.Namespace, settings: Settings) -> int:
-    from connectors.errors import InvalidEventError
+    """Each bad line is its own error (not JSON, invalid, too large, not delivered): reported with its number,
+    counted in the exit status; the lines after it still go."""
+    from connectors.errors import DeliveryError, InvalidEventError
     from connectors.producer import EventProducer
 
-    bad = 0
+    bad, undelivered = 0, []
     with EventProducer(settings.kafka.bootstrap_servers, settings.kafka.topic_prefix) as producer:
         for number, line in enumerate(sys.stdin, 1):
             if not line.strip():
                 continue
             try:
-                producer.send_json(args.topic, json.loads(line))
+                future = producer.send_json(args.topic, json.loads(line))
             except json.JSONDecodeError as exc:
                 bad += 1
                 print(f"line {number}: not JSON ({exc.msg})", file=sys.stderr)
-            except InvalidEventError as exc:
+            except InvalidEventError as exc:  # a record too large for a request among them
                 bad += 1
                 print(f"line {number}: {exc}", file=sys.stderr)
-        producer.flush()
-    return 1 if bad else 0
+            else:
+                future.add_errback(lambda exc, number=number: undelivered.append((number, exc)))
+        try:
+            producer.flush()
+        except DeliveryError:  # each line the broker refused (one over its own size limit, say) is named below
+            pass
+    for number, exc in sorted(undelivered):
+        print(f"line {number}: not delivered ({type(exc).__name__}: {exc})", file=sys.stderr)
+    return 1 if bad or undelivered else 0
 
 
 def _feed(args: argparse.Namespace, settings: Settings) -> int:
@@ -233,7 +247,8 @@ def parser() -> argparse.ArgumentParser:
     ports = argparse.ArgumentParser(add_help=False)
     ports.add_argument("--ports-from", type=_port, metavar="N", default=argparse.SUPPRESS,
                        help="every local port counted from N: broker N (its controller N+1), worker N+2, gateways "
-                            "N+3..N+5, sandboxes N+6..N+10, preference centre N+11 (SWITCHBOARD_PORTS_FROM)")
+                            "N+3..N+5, sandboxes N+6..N+10, preference centre N+11, admin ports (/metrics) of the gateways "
+                            "N+12..N+14 and of the preference centre N+15 (SWITCHBOARD_PORTS_FROM)")
     common = [ports]
     demo = sub.add_parser("demo", parents=common,
                           help="run the whole pipeline on the embedded broker and print a summary")
@@ -258,7 +273,8 @@ def parser() -> argparse.ArgumentParser:
     gateway.set_defaults(func=_gateway)
     sandbox = sub.add_parser("sandbox", parents=common, help="a local provider sandbox")
     sandbox.add_argument("provider", choices=["twilio", "vonage", "whatsapp", "smtp"])
-    sandbox.add_argument("--port", type=int, default=0)
+    sandbox.add_argument("--port", type=int, default=0,
+                         help="where it listens (smtp: its SMTP port); default: the settings' port for it")
     sandbox.add_argument("--fail-rate", type=float, default=0.05)
     sandbox.add_argument("--callback-delay", type=float, default=0.2)
     sandbox.set_defaults(func=_sandbox)
@@ -302,11 +318,27 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
+    from streams import production
+    from streams.errors import DevelopmentSecretError
+
     args = parser().parse_args(argv)
     if getattr(args, "ports_from", None) is not None:
         os.environ["SWITCHBOARD_PORTS_FROM"] = str(args.ports_from)  # read by Settings, here and in every child
     configure_logging(args.log_level)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # a setting that cannot work: said plainly, no traceback
+        print(f"switchboard {args.command}: settings refused:\n{exc}", file=sys.stderr)
+        return 2
+    process = " ".join(filter(None, (args.command, getattr(args, "channel", None))))
+    if process in production.SECRETS_OF:
+        try:
+            production.check(settings, process)
+        except DevelopmentSecretError as exc:
+            print(f"switchboard {process}: {exc}", file=sys.stderr)
+            return 2
     return args.func(args, settings)
 
 
