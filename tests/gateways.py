@@ -11,8 +11,9 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from connectors.gateways.service import run_gateway
-from schemas.catalog import MESSAGE_OUTCOMES, TopicNames, commands_topic
+from schemas.catalog import CUSTOMER_PROFILES, MESSAGE_OUTCOMES, TopicNames, commands_topic
 from schemas.codec import encode
+from schemas.customers import CustomerProfile
 from schemas.messages import MessageOutcome, SendCommand
 from schemas.types import Channel, Purpose
 from streams.metrics import Metrics
@@ -65,6 +66,13 @@ class Harness:
     async def sandbox_messages(self) -> list[dict]:
         async with httpx.AsyncClient() as client:
             return (await client.get(f"{self.sandbox_url}/_sandbox/messages")).json()
+
+
+def given_profiles(settings: Settings, *profiles: CustomerProfile) -> None:
+    """Profiles on ``customers.profiles``, where a gateway's contact directory finds who a reply is from."""
+    create_topics(settings)
+    produce(settings.kafka.bootstrap_servers, TopicNames(settings.kafka.topic_prefix)(CUSTOMER_PROFILES),
+            [(p.customer_id.encode(), encode(p)) for p in profiles])
 
 
 def run(channel: Channel, settings: Settings, sandbox: Sandbox, scenario: Scenario) -> None:
