@@ -125,7 +125,7 @@ def parse_batch(payload: Mapping[str, Any] | bytes | str) -> WebhookBatch:
     if isinstance(payload, (bytes, bytearray, str)):
         try:
             payload = json.loads(payload)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nested too deep to read: not JSON to us
             raise WebhookPayloadError("webhook body is not JSON") from exc
     body = _mapping(payload, "webhook body")
     if body.get("object") != "whatsapp_business_account":
@@ -263,10 +263,13 @@ def _optional_text(item: Mapping[str, Any], key: str, where: str) -> str | None:
     return value
 
 
+_LAST_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z: the last second a datetime can hold
+
+
 def _timestamp(item: Mapping[str, Any], where: str) -> int:
     value = item.get("timestamp")
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
+        value = int(value)  # at most 12 digits: int() refuses strings of over 4,300, and no clock needs more
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _LAST_TIMESTAMP:
         return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    raise WebhookPayloadError(f"{where} without a unix timestamp")
+    raise WebhookPayloadError(f"{where} without a unix timestamp a clock can hold")
