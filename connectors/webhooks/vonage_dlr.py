@@ -51,6 +51,9 @@ class VonageReceipt:
     client_ref: str | None
 
 
+MAX_FIELDS = 100  # a delivery receipt has about 15; more is not one
+
+
 def receipt_params(method: str, query: Mapping[str, str], content_type: str | None, body: bytes) -> dict[str, str]:
     """The DLR's own fields: the query of a GET, else the JSON object or form of the POST body.
 
@@ -66,12 +69,15 @@ def receipt_params(method: str, query: Mapping[str, str], content_type: str | No
     if media == "application/json":
         try:
             payload = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # nested too deep to read: not a receipt either
             raise WebhookPayloadError("delivery receipt body is not JSON") from exc
         if not isinstance(payload, dict):
             raise WebhookPayloadError("delivery receipt JSON is not an object")
         return {str(k): _scalar(k, v) for k, v in payload.items() if v is not None}
-    return dict(parse_qsl(text, keep_blank_values=True))
+    try:
+        return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS))
+    except ValueError as exc:  # more fields than any receipt has
+        raise WebhookPayloadError("delivery receipt form has too many fields") from exc
 
 
 def parse_delivery_receipt(params: Mapping[str, Any]) -> VonageReceipt:
