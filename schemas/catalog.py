@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.contacts import ContactSuppression
 from schemas.customers import ConsentChange, ConsentSnapshot, CustomerProfile, ErasureRequest
 from schemas.dead_letter import DeadLetter
 from schemas.errors import UnknownTopicError
@@ -60,6 +61,7 @@ CAMPAIGN_LAUNCHES = "campaigns.launches"
 MESSAGE_INTENTS_BULK = "messages.intents.bulk"
 STOCK_UPDATES = "stock.updates"
 PRODUCT_COPURCHASES = "products.copurchases"
+CONTACT_SUPPRESSIONS = "contacts.suppressions"
 
 
 def commands_topic(channel: Channel | str, purpose: Purpose | str = Purpose.TRANSACTIONAL) -> str:
@@ -92,6 +94,9 @@ _BASE: tuple[TopicSpec, ...] = (
     TopicSpec(MESSAGE_INTENTS_BULK, "customer_id", MessageIntent),  # campaigns: never ahead of order updates
     TopicSpec(STOCK_UPDATES, "sku", StorefrontEvent),  # restocks and subscriptions, re-keyed by SKU to meet
     TopicSpec(PRODUCT_COPURCHASES, "store_id+sku", CoPurchase),  # each placed order, once per SKU: product affinity
+    # STOPs from numbers no profile had, keyed by a keyed hash of (sender, channel, contact point): kept for ever
+    TopicSpec(CONTACT_SUPPRESSIONS, "contact_key", ContactSuppression, compacted=True, retention_ms=-1,
+              dead_letters=False),
     *(
         TopicSpec(ledger_topic(c), "message_id", SendLedgerEntry, compacted=True, retention_ms=30 * DAY_MS,
                   dead_letters=False)

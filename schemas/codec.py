@@ -26,6 +26,7 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 from pydantic import ValidationError
 
+from schemas.contacts import ContactSuppression
 from schemas.customers import ConsentChange, ConsentSnapshot, CustomerProfile, ErasureRequest
 from schemas.dead_letter import DeadLetter
 from schemas.errors import DecodeError, EncodeError
@@ -61,13 +62,16 @@ SCHEMA_FILES: dict[type[Record], str] = {
     Handoff: "handoff.avsc",
     CampaignLaunch: "campaign_launch.avsc",
     CoPurchase: "co_purchase.avsc",
+    ContactSuppression: "contact_suppression.avsc",
 }
 
 # Earlier versions still found on topics (compacted ones keep records for ever), read by resolution.
 PREVIOUS_SCHEMA_FILES: dict[type[Record], tuple[str, ...]] = {
     CustomerProfile: ("previous/customer_profile.1.avsc",),  # version 2 added ``city``
     MessageOutcome: ("previous/message_outcome.1.avsc",),  # version 2 added the reason ``no_recommendation``
-    SendLedgerEntry: ("previous/send_ledger_entry.1.avsc",),  # version 2 added journey, variant, coupon_code
+    SendCommand: ("previous/send_command.1.avsc",),  # version 2 added ``buttons``
+    # version 2 added journey, variant, coupon_code; version 3 customer_id, store_id
+    SendLedgerEntry: ("previous/send_ledger_entry.1.avsc", "previous/send_ledger_entry.2.avsc"),
 }
 
 M = TypeVar("M", bound=Record)

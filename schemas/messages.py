@@ -43,6 +43,11 @@ class WhatsAppTemplateRef(Record):
     parameters: list[str] = []
 
 
+class ReplyButton(Record):
+    payload: str = Field(min_length=1, max_length=200)
+    title: str = Field(min_length=1, max_length=20)
+
+
 class SendCommand(Record):
     message_id: str
     customer_id: str
@@ -66,6 +71,7 @@ class SendCommand(Record):
     journey: str | None = None
     variant: str | None = None
     coupon_code: str | None = None
+    buttons: list[ReplyButton] = []
 
 
 class OutcomeStatus(StrEnum):
@@ -189,6 +195,8 @@ class SendLedgerEntry(Record):
     journey: str | None = None
     variant: str | None = None
     coupon_code: str | None = None
+    customer_id: str | None = None
+    store_id: str | None = None
     updated_at: Timestamp
 
 

@@ -31,6 +31,7 @@ from schemas.catalog import (
     dlq_topic,
     spec,
 )
+from schemas.contacts import ContactSuppression, SuppressionState
 from schemas.codec import AVRO_DIR, PREVIOUS_SCHEMA_FILES, SCHEMA_FILES, AvroCodec, ConfluentFraming, codec_for, encode
 from schemas.customers import (
     ConsentChange,
@@ -170,9 +171,15 @@ def co_purchase() -> CoPurchase:
                       occurred_at=f.NOW)
 
 
+def contact_suppression() -> ContactSuppression:
+    return ContactSuppression(sender="+15005550006", channel=Channel.SMS, state=SuppressionState.SUPPRESSED,
+                              keyword="הסר", provider="twilio", provider_message_id="SM" + "7" * 32, received_at=f.NOW)
+
+
 EXAMPLES: list[Record] = [storefront_event(), customer_profile(), consent_change(), message_intent(), send_command(),
                           message_outcome(), inbound_message(), dead_letter(), send_ledger_entry(), timer_fired(),
-                          consent_snapshot(), erasure_request(), handoff(), campaign_launch(), co_purchase()]
+                          consent_snapshot(), erasure_request(), handoff(), campaign_launch(), co_purchase(),
+                          contact_suppression()]
 BY_MODEL = {type(r): r for r in EXAMPLES}
 ids = [type(r).__name__ for r in EXAMPLES]
 
@@ -465,6 +472,20 @@ def test_the_previous_profile_schema_differs_from_the_current_only_by_the_option
     assert [g for g in new["fields"] if g["name"] != "city"] == old["fields"]
 
 
+def test_a_command_written_before_buttons_existed_still_decodes_without_buttons():
+    """A gateway upgraded while commands of the previous worker wait on its topic still reads them."""
+    (name,) = PREVIOUS_SCHEMA_FILES[SendCommand]
+    old = fastavro.parse_schema(json.loads((AVRO_DIR / name).read_text(encoding="utf-8")))
+    command = f.command()
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, old, {k: v for k, v in command.model_dump().items() if k != "buttons"})
+    data = b"\xc3\x01" + rabin(to_parsing_canonical_form(old).encode()).to_bytes(8, "little") + buf.getvalue()
+    assert data[:10] != encode(command)[:10]
+    assert codec_for(SendCommand).decode(data) == command
+    new = codec_for(SendCommand).schema_json
+    assert [g for g in new["fields"] if g["name"] != "buttons"] == json.loads((AVRO_DIR / name).read_text())["fields"]
+
+
 def test_a_codec_with_confluent_framing_reads_only_its_own_schema():
     codec = AvroCodec(CustomerProfile, ConfluentFraming(7))
     assert codec.decode(codec.encode(customer_profile())) == customer_profile()
@@ -489,8 +510,15 @@ def test_every_topic_but_dead_letters_ledgers_and_campaign_launches_is_keyed_by_
     for topic in CATALOG:
         if not topic.name.endswith((".dlq", ".ledger")) and topic.name not in ("campaigns.launches",
                                                                                  "stock.updates",
-                                                                                 "products.copurchases"):
+                                                                                 "products.copurchases",
+                                                                                 "contacts.suppressions"):
             assert topic.key == "customer_id", topic.name
+
+
+def test_contact_suppressions_are_kept_for_ever_keyed_by_a_hash_of_the_contact_point():
+    (suppressions,) = [t for t in CATALOG if t.name == "contacts.suppressions"]
+    assert suppressions.key == "contact_key" and suppressions.model is ContactSuppression
+    assert suppressions.config() == {"cleanup.policy": "compact", "retention.ms": "-1"}
 
 
 def test_co_purchases_are_keyed_by_store_and_sku():
@@ -560,7 +588,7 @@ def test_a_name_missing_from_the_catalog_is_an_unknown_topic_error():
 
 def test_a_ledger_entry_written_before_it_carried_the_journey_still_decodes():
     """The gateways' ledgers are compacted topics: entries version 1 wrote (no journey, arm or coupon) stay."""
-    (name,) = PREVIOUS_SCHEMA_FILES[SendLedgerEntry]
+    name = PREVIOUS_SCHEMA_FILES[SendLedgerEntry][0]
     old = fastavro.parse_schema(json.loads((AVRO_DIR / name).read_text(encoding="utf-8")))
     entry = SendLedgerEntry(message_id="m-1", channel=Channel.SMS, state=LedgerState.ACCEPTED, provider="twilio",
                             provider_message_id="SM1", receipt_status="delivered", consent_position=12,
@@ -572,3 +600,19 @@ def test_a_ledger_entry_written_before_it_carried_the_journey_still_decodes():
     assert codec_for(SendLedgerEntry).decode(data) == entry
     tagged = entry.model_copy(update={"journey": "reactivation", "variant": "b", "coupon_code": "K7Q2"})
     assert codec_for(SendLedgerEntry).decode(encode(tagged)) == tagged
+
+
+def test_a_ledger_entry_written_before_it_named_the_customer_still_decodes():
+    """Version 2 entries (journey, no customer or store) stay on the compacted ledger; version 3 keeps both."""
+    name = PREVIOUS_SCHEMA_FILES[SendLedgerEntry][1]
+    old = fastavro.parse_schema(json.loads((AVRO_DIR / name).read_text(encoding="utf-8")))
+    entry = SendLedgerEntry(message_id="m-1", channel=Channel.SMS, state=LedgerState.ACCEPTED, provider="vonage",
+                            provider_message_id="0A1", journey="reactivation",
+                            updated_at=dt.datetime(2026, 11, 22, 12, tzinfo=dt.timezone.utc))
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, old, {k: v for k, v in entry.model_dump().items()
+                                          if k not in ("customer_id", "store_id")})
+    data = b"\xc3\x01" + rabin(to_parsing_canonical_form(old).encode()).to_bytes(8, "little") + buf.getvalue()
+    assert codec_for(SendLedgerEntry).decode(data) == entry
+    owned = entry.model_copy(update={"customer_id": "c-1", "store_id": "s-1"})
+    assert codec_for(SendLedgerEntry).decode(encode(owned)) == owned
