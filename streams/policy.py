@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from typing import assert_never
 
 from schemas.customers import ConsentState, CustomerProfile
-from schemas.messages import MessageIntent, OutcomeReason, SendCommand, SmsSegments, WhatsAppTemplateRef
+from schemas.messages import MessageIntent, OutcomeReason, ReplyButton, SendCommand, SmsSegments, WhatsAppTemplateRef
 from schemas.types import Channel, Purpose
 from streams import caps, compliance, pricing, quiet_hours, sms
 from streams.consent import ConsentMap, state_of
 from streams.stores import StoreConfig
 from streams.errors import TemplateError, UnknownTemplateError
-from streams.templates import has_whatsapp_template, render, whatsapp_template
+from streams.templates import buttons, has_whatsapp_template, render, whatsapp_template
 
 
 @dataclass(frozen=True)
@@ -198,6 +198,9 @@ def decide(
             fallback_channels=eligible[1:],
             sms=sms_info,
             whatsapp_template=whatsapp,
+            buttons=[ReplyButton(payload=payload, title=title) for payload, title
+                     in (buttons(intent.template, rendered.locale) if channel == Channel.WHATSAPP and not whatsapp
+                         else ())],
             cost_micros=cost,
             currency=currency,
             trigger_event_id=intent.trigger_event_id,

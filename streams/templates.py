@@ -547,6 +547,34 @@ _WHATSAPP: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+# Quick replies of the questions a journey branches on (the seeds' "[Shipping] [Quality] [Service]" and
+# "[Yes] [No]"), sent as WhatsApp buttons inside the 24-hour window: template -> locale -> (payload, title).
+# A press comes back as the payload (what the journeys' branches match); the text's own "Reply ..." stays,
+# so typing still works, and on SMS the text is all there is. No title may be an opt-out keyword: the Polish
+# "Nie" is one (streams.keywords), so the Polish question offers Tak alone, as its text does.
+_BUTTONS: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
+    "what_went_wrong": {
+        "en": (("shipping", "Shipping"), ("quality", "Quality"), ("service", "Service")),
+        "he": (("shipping", "משלוח"), ("quality", "איכות"), ("service", "שירות")),
+        "nl": (("shipping", "Verzending"), ("quality", "Productkwaliteit"), ("service", "Service")),
+        "pl": (("shipping", "Wysyłka"), ("quality", "Jakość"), ("service", "Obsługa")),
+        "be": (("shipping", "Дастаўка"), ("quality", "Якасць"), ("service", "Абслугоўванне")),
+    },
+    "talk_to_agent": {
+        "en": (("yes", "Yes"), ("no", "No")),
+        "he": (("yes", "כן"), ("no", "לא")),
+        "nl": (("yes", "Ja"), ("no", "Nee")),
+        "pl": (("yes", "Tak"),),
+        "be": (("yes", "Так"), ("no", "Не")),
+    },
+}
+
+
+def buttons(template: str, locale: str) -> tuple[tuple[str, str], ...]:
+    """The quick replies (payload, title) of ``template`` in ``locale`` (a resolved locale); none for most."""
+    return _BUTTONS.get(template, {}).get(locale, ())
+
+
 @dataclass(frozen=True)
 class Rendered:
     locale: str

@@ -26,6 +26,9 @@ sends of a batch share one look-up per partition), and the offset it caught up t
 ``attempting`` ledger entry as the proof of the check. A barrier that times out sends nothing: the
 command waits and tries again, like a throttled one.
 
+Contact suppressions (``suppressions``) are checked in the same place: a number that sent STOP before any
+profile had it is suppressed (``opted_out``) whoever it belongs to now, with no provider call.
+
 Priority lane: transactional commands are fetched before the marketing ``.bulk`` lane, take a free call
 slot before any bulk send, and reserve their sender's tokens ahead of bulk sends, so a campaign backlog
 never delays an order update.
@@ -66,6 +69,7 @@ from connectors.gateways.flow import CircuitBreaker, SenderLimits
 from connectors.gateways.kafka_io import AiokafkaPublisher
 from connectors.gateways.lanes import CustomerLanes, PrioritySlots
 from connectors.gateways.ledger import SendLedger
+from connectors.gateways.suppressions import Suppressions
 from connectors.providers.base import ProviderReceipt
 from schemas.catalog import CONSENT_STATE, TopicNames, commands_topic
 from schemas.codec import codec_for
@@ -80,6 +84,7 @@ from streams.settings import GatewaySettings, KafkaSettings
 logger = logging.getLogger(__name__)
 
 OPTED_OUT_AFTER_DECISION = "opted out after the message was decided"  # the detail of a gateway's suppression
+OPTED_OUT_BY_REPLY = "the contact point opted out by a reply before a profile had it"  # contacts.suppressions
 IDLE_POLL_MS = 100  # how long a fetch waits for new commands when nothing is in flight
 BUSY_POLL_MS = 5  # ... and while sends are in flight (finished batches are committed between fetches)
 
@@ -143,9 +148,11 @@ class _Batch:
 
 class Gateway:
     def __init__(self, channel: Channel, kafka: KafkaSettings, config: GatewaySettings, sender: Sender,
-                 ledger: SendLedger, publisher: AiokafkaPublisher, clock: Clock, metrics: Metrics) -> None:
+                 ledger: SendLedger, publisher: AiokafkaPublisher, clock: Clock, metrics: Metrics,
+                 suppressions: Suppressions | None = None) -> None:
         self.channel = Channel(channel)
         self._kafka, self._config, self._sender, self.ledger = kafka, config, sender, ledger
+        self.suppressions = suppressions  # restored and followed by the caller (before webhooks are served)
         self.consents = ConsentView(TopicNames(kafka.topic_prefix)(CONSENT_STATE))
         self._publisher, self._clock, self._metrics = publisher, clock, metrics
         names = TopicNames(kafka.topic_prefix)
@@ -347,11 +354,16 @@ class Gateway:
                 await self._report(for_command(command, OutcomeStatus.SUPPRESSED, self._clock.now(),
                                                reason=OutcomeReason.OPTED_OUT, detail=OPTED_OUT_AFTER_DECISION))
                 return
+            if self.suppressions is not None and self.suppressions.blocks(command):  # a STOP before its profile
+                await self._report(for_command(command, OutcomeStatus.SUPPRESSED, self._clock.now(),
+                                               reason=OutcomeReason.OPTED_OUT, detail=OPTED_OUT_BY_REPLY))
+                return
             attempt += 1
             async with self._slots.slot(urgent):
                 await self._wait(0)  # stopping while waiting for the slot: no attempting entry, no call
                 await self.ledger.attempt(command.message_id, self._clock.now(), consent_position=position,
-                                          journey_fields=journey_fields(command))
+                                          journey_fields=journey_fields(command), customer_id=command.customer_id,
+                                          store_id=command.store_id)
                 started = time.perf_counter()
                 try:
                     receipt = await self._sender.send(command)

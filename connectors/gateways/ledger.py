@@ -123,11 +123,13 @@ class SendLedger:
         return asyncio.create_task(self._send(message_id, entry))
 
     async def attempt(self, message_id: str, now: dt.datetime, consent_position: int | None,
-                      journey_fields: dict[str, str | None]) -> None:
+                      journey_fields: dict[str, str | None], customer_id: str | None = None,
+                      store_id: str | None = None) -> None:
         """Records ``attempting`` and returns once the broker has it. Sends that reach this point together
-        (in the same turn of the event loop) share one produce request and one wait for the acks."""
+        (in the same turn of the event loop) share one produce request and one wait for the acks. The
+        customer and store are kept so a receipt that names only the message can be attributed."""
         entry = self._entry(message_id, LedgerState.ATTEMPTING, now, consent_position=consent_position,
-                            journey_fields=journey_fields)
+                            journey_fields=journey_fields, owner=(customer_id, store_id))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._group.append((message_id, entry, done))
         if len(self._group) == 1:
@@ -163,20 +165,23 @@ class SendLedger:
 
     def _entry(self, message_id: str, state: LedgerState, now: dt.datetime, provider_message_id: str | None = None,
                error_code: str | None = None, consent_position: int | None = None,
-               journey_fields: dict[str, str | None] | None = None) -> SendLedgerEntry:
+               journey_fields: dict[str, str | None] | None = None,
+               owner: tuple[str | None, str | None] = (None, None)) -> SendLedgerEntry:
         """The message's new entry. The receipt so far, the consent position checked before the call
         (``attempting``) and the command's journey, arm and coupon (``journey_fields``) are carried into the
         later states, so the settled entry still proves the check and its receipts' outcomes say the journey."""
         previous = self._entries.get(message_id)
         tags = journey_fields or ({"journey": previous.journey, "variant": previous.variant,
                                    "coupon_code": previous.coupon_code} if previous else {})
+        customer_id, store_id = owner if owner[0] is not None else (
+            (previous.customer_id, previous.store_id) if previous else (None, None))
         return SendLedgerEntry(
             message_id=message_id, channel=self._channel, state=state, provider=self._provider,
             provider_message_id=provider_message_id, error_code=error_code,
             receipt_status=previous.receipt_status if previous else None,
             consent_position=(consent_position if consent_position is not None else
                               previous.consent_position if previous else None),
-            **tags,
+            **tags, customer_id=customer_id, store_id=store_id,
             attempts=(previous.attempts + 1 if previous and state == LedgerState.ATTEMPTING else
                       previous.attempts if previous else 1),
             updated_at=now,
@@ -189,17 +194,19 @@ class SendLedger:
                                   self._reporting.get(message_id) is outcome else None)
 
     async def advance_receipt(self, message_id: str, status: str, now: dt.datetime) -> bool:
-        """Records a delivery receipt if it is news for the message; False for a repeat or a step back. A receipt
-        that overtakes the send's own outcome (the provider is quick) waits for it, so ``sent`` comes first."""
+        """Records a delivery receipt if it is news for the message; False for a repeat, a step back or a message
+        this ledger has no entry for (never sent, never reached the provider, or older than the topic's retention:
+        a replayed receipt changes nothing). A receipt that overtakes the send's own outcome (the provider is
+        quick) waits for it, so ``sent`` comes first. Every send's ``attempting`` entry is acknowledged before its
+        provider call, so a receipt reaching another instance finds it once that instance has followed it."""
         reporting = self._reporting.get(message_id)
         if reporting is not None:
             await asyncio.wait([reporting])  # its failure is the gateway's to handle, not the webhook's
         entry = self._entries.get(message_id)
-        if entry is not None and not is_news(entry.receipt_status, status):
+        if entry is None or not is_news(entry.receipt_status, status):
             return False
-        if entry is not None:
-            await self._write(message_id, entry.model_copy(update={"receipt_status": status, "updated_at": now}))
-        return True  # a message this ledger never saw (expired from it): report; its outcome id is stable
+        await self._write(message_id, entry.model_copy(update={"receipt_status": status, "updated_at": now}))
+        return True
 
     async def forget(self, message_id: str) -> None:
         """The call provably never reached the provider: a redelivery may try again."""

@@ -22,9 +22,15 @@ from urllib.parse import parse_qs, urlencode
 from aiohttp import web
 
 from connectors.errors import SignatureError, WebhookPayloadError
-from connectors.gateways.inbound import Contacts, InboundWriter
+from connectors.gateways.inbound import InboundWriter
 from connectors.gateways.ledger import SendLedger
-from connectors.providers.base import ProviderReceipt, WhatsAppProvider, WhatsAppRequest, WhatsAppTemplate
+from connectors.providers.base import (
+    ProviderReceipt,
+    WhatsAppProvider,
+    WhatsAppRequest,
+    WhatsAppTemplate,
+    reply_payload,
+)
 from connectors.providers.whatsapp_cloud import MISCONFIGURED_CODES, TRANSIENT_CODES
 from connectors.webhooks.meta_events import WhatsAppInbound, WhatsAppStatus, outcome_status, parse_batch
 from connectors.webhooks.meta_signature import SIGNATURE_HEADER, verify_challenge, verify_signature
@@ -45,12 +51,15 @@ def callback_data(command: SendCommand) -> str:
 
 
 def request_for(command: SendCommand) -> WhatsAppRequest:
-    """An approved template when the command names one (business-initiated), else free text."""
+    """An approved template when the command names one (business-initiated), else free text, with its quick
+    replies as buttons when it has any (an interactive message)."""
     ref = command.whatsapp_template
     template = (WhatsAppTemplate(name=ref.name, language=ref.language, category=ref.category,
                                  body_parameters=tuple(ref.parameters)) if ref else None)
+    buttons = () if template else tuple(command.buttons)
     return WhatsAppRequest(message_id=command.message_id, to=command.to, text=None if template else command.body,
-                           template=template, callback_data=callback_data(command))
+                           template=template, callback_data=callback_data(command),
+                           buttons=tuple(b.title for b in buttons), button_payloads=tuple(b.payload for b in buttons))
 
 
 REENGAGEMENT, UNDELIVERABLE = "131047", "131026"
@@ -88,9 +97,8 @@ def receipt_outcome(status: WhatsAppStatus, ours: OutcomeStatus, ids: dict[str, 
 
 
 class WhatsAppSender:
-    def __init__(self, provider: WhatsAppProvider, contacts: Contacts) -> None:
+    def __init__(self, provider: WhatsAppProvider) -> None:
         self._provider = provider
-        self._contacts = contacts
         self.provider_name = provider.name
 
     def limit_key(self, command: SendCommand) -> str:
@@ -100,9 +108,7 @@ class WhatsAppSender:
         return 1
 
     async def send(self, command: SendCommand) -> ProviderReceipt:
-        receipt = await self._provider.send(request_for(command))
-        self._contacts.learn(command.to, command.customer_id, command.store_id)
-        return receipt
+        return await self._provider.send(request_for(command))
 
     async def reconcile(self, command: SendCommand, sent_after: dt.datetime) -> ProviderReceipt | None:
         return None  # the provider has no lookup: an ambiguous send stays ambiguous until a receipt says more
@@ -169,4 +175,6 @@ class WhatsAppWebhook:
             channel=Channel.WHATSAPP, provider="meta_whatsapp", provider_message_id=message.provider_message_id,
             from_number=message.from_number, user_id=message.from_user_id, text=message.text, raw=message.raw,
             received_at=dt.datetime.fromtimestamp(message.timestamp, dt.timezone.utc),
-            button_payload=message.button_payload, in_reply_to=message.in_reply_to)
+            button_payload=(reply_payload(message.button_payload) if message.message_type == "interactive"
+                            and message.button_payload else message.button_payload),
+            in_reply_to=message.in_reply_to)

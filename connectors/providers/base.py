@@ -89,7 +89,9 @@ class WhatsAppTemplate:
 class WhatsAppRequest:
     """One WhatsApp message: free-form ``text`` (only inside the 24-hour window) or a ``template``.
 
-    ``buttons`` are quick-reply button titles (at most 3) for an interactive message.
+    ``buttons`` are quick-reply button titles (at most 3) for an interactive message, and ``button_payloads``
+    (when given, one per title) what a press of each sends back: the reply id is ``<message_id>#<payload>``
+    (``#<index>`` without payloads), so :func:`reply_payload` gives the payload back.
     ``callback_data`` travels to the status webhooks (``biz_opaque_callback_data``).
     """
 
@@ -99,10 +101,16 @@ class WhatsAppRequest:
     template: WhatsAppTemplate | None = None
     buttons: tuple[str, ...] = ()
     callback_data: str | None = None
+    button_payloads: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         kind = "template" if self.template else "text"
         return f"WhatsAppRequest(message_id={self.message_id!r}, to=<redacted>, {kind})"
+
+
+def reply_payload(reply_id: str) -> str:
+    """The payload of an interactive reply id made for a :class:`WhatsAppRequest`'s buttons."""
+    return reply_id.rsplit("#", 1)[-1]
 
 
 @dataclass(frozen=True)

@@ -210,7 +210,10 @@ def _interactive(request: WhatsAppRequest) -> dict[str, Any]:
         raise _rejected("button titles must be unique")
     if not request.text or not request.text.strip():
         raise _rejected("an interactive message needs body text")
-    ids = [f"{request.message_id}#{index}" for index in range(len(titles))]
+    payloads = request.button_payloads
+    if payloads and (len(payloads) != len(titles) or len(set(payloads)) != len(payloads) or not all(payloads)):
+        raise _rejected("one distinct, non-empty payload per button")
+    ids = [f"{request.message_id}#{tail}" for tail in (payloads or range(len(titles)))]
     if any(len(reply_id) > MAX_REPLY_ID for reply_id in ids):
         raise _rejected("message_id too long for a button reply id")
     return {"type": "button", "body": {"text": request.text}, "action": {"buttons": [

@@ -250,6 +250,7 @@ def message_record(wamid: str, body: Mapping[str, Any]) -> dict[str, Any]:
             "text": (body.get("text") or {}).get("body") or (interactive.get("body") or {}).get("text"),
             "template": (body.get("template") or {}).get("name"),
             "buttons": [b["reply"]["title"] for b in (interactive.get("action") or {}).get("buttons", [])],
+            "button_ids": [b["reply"]["id"] for b in (interactive.get("action") or {}).get("buttons", [])],
             "callback_data": body.get("biz_opaque_callback_data"), "status": "accepted", "error_code": None}
 
 

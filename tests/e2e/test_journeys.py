@@ -246,10 +246,12 @@ def mails_to(system: Settings, address: str) -> list[dict]:
 
 
 def customer_writes(system: Settings, customer: Customer, text: str | None = None,
-                    button_payload: str | None = None) -> None:
-    """The customer answers on WhatsApp (a text, or a quick-reply button): the sandbox posts Meta's signed webhook
-    to the gateway, which puts the reply on messages.inbound."""
-    body = {"from": customer.wa_digits, "text": text, "button_payload": button_payload}
+                    button_payload: str | None = None, button_reply_id: str | None = None) -> None:
+    """The customer answers on WhatsApp (a text, a template's quick-reply button, or a button of an interactive
+    message, titled ``text``): the sandbox posts Meta's signed webhook to the gateway, which puts the reply on
+    messages.inbound."""
+    body = {"from": customer.wa_digits, "text": text, "button_payload": button_payload,
+            "button_reply_id": button_reply_id}
     post_json(f"{system.whatsapp.api_base_url}/_sandbox/inbound", {k: v for k, v in body.items() if v is not None})
 
 
@@ -587,11 +589,14 @@ def test_delivery_feedback_a_two_asks_what_went_wrong_and_hands_off_to_an_agent(
     assert "1 to 5" in chat_number(system, unhappy, 2, "rate us")["text"]
     customer_writes(system, unhappy, text="2")
     sent_outcome(system, step("what_went_wrong"), "whatsapp")
-    assert "What went wrong?" in chat_number(system, unhappy, 3, "what went wrong")["text"]
-    customer_writes(system, unhappy, text="Shipping", button_payload="Shipping")  # a quick-reply button
+    asked = chat_number(system, unhappy, 3, "what went wrong")
+    assert "What went wrong?" in asked["text"]
+    assert asked["type"] == "interactive" and asked["buttons"] == ["Shipping", "Quality", "Service"]  # the seed's
+    customer_writes(system, unhappy, text="Shipping", button_reply_id=asked["button_ids"][0])  # pressed
     sent_outcome(system, step("offer_agent"), "whatsapp")
-    assert "talk to one of our team" in chat_number(system, unhappy, 4, "talk to an agent")["text"]
-    customer_writes(system, unhappy, text="Yes", button_payload="Yes")
+    offer = chat_number(system, unhappy, 4, "talk to an agent")
+    assert "talk to one of our team" in offer["text"] and offer["buttons"] == ["Yes", "No"]
+    customer_writes(system, unhappy, text="yes")  # typed, not pressed: understood all the same
 
     records = eventually(lambda: [h for _, h in read_topic(system, names(system)(JOURNEY_HANDOFFS), Handoff)
                                   if h.customer_id == unhappy.customer_id], bool, "the hand-off")

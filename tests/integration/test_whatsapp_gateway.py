@@ -15,11 +15,11 @@ from connectors.sandbox.whatsapp import SandboxScenario, serve
 from connectors.webhooks.meta_signature import compute_signature
 from schemas.catalog import MESSAGE_INBOUND, dlq_topic
 from schemas.dead_letter import DeadLetter
-from schemas.messages import InboundMessage, OutcomeReason, WhatsAppTemplateRef
+from schemas.messages import InboundMessage, OutcomeReason, ReplyButton, WhatsAppTemplateRef
 from schemas.types import Channel
 from streams.settings import Settings
 from tests import factories as f
-from tests.gateways import Harness, statuses
+from tests.gateways import Harness, given_profiles, statuses
 from tests.gateways import run as run_gateway_scenario
 from tests.support import consume_until
 
@@ -101,12 +101,13 @@ def test_failed_delivery_receipt_carries_metas_error_code(settings: Settings) ->
 
 def test_reply_from_a_messaged_customer_lands_on_the_inbound_topic(settings: Settings) -> None:
     command = whatsapp_command()
+    given_profiles(settings, f.profile(command.customer_id, whatsapp=command.to))
 
     async def scenario(h: Harness) -> None:
         await h.send(command)
         await h.outcomes(lambda seen: "read" in statuses(seen, command.message_id))
         await customer_writes(h, "31612345678", "STOP")
-        await customer_writes(h, "31699999999", "who is this?")  # never messaged: dead-lettered, not dropped
+        await customer_writes(h, "31699999999", "who is this?")  # no profile has it: dead-lettered, not dropped
         records = await asyncio.to_thread(consume_until, settings.kafka.bootstrap_servers, h.names(MESSAGE_INBOUND),
                                           bool, 60.0, InboundMessage)
         key, inbound = records[0]
@@ -114,6 +115,33 @@ def test_reply_from_a_messaged_customer_lands_on_the_inbound_topic(settings: Set
         letters = await asyncio.to_thread(consume_until, settings.kafka.bootstrap_servers,
                                           h.names(dlq_topic(MESSAGE_INBOUND)), bool, 60.0, DeadLetter)
         assert letters[0][1].stage == "whatsapp_inbound" and b"who is this?" in letters[0][1].value
+
+    run(settings, scenario)
+
+
+def test_a_question_goes_with_buttons_and_a_press_comes_back_as_its_payload(settings: Settings) -> None:
+    """The seeds' "[Yes] [No]": inside the window the question is an interactive message; a press reaches the
+    worker as the button's payload, which the journeys' branches match whatever the language."""
+    command = whatsapp_command(template="talk_to_agent", whatsapp_template=None, locale="he",
+                               body="תרצו לדבר עם נציג שיעזור לפתור את זה? השיבו כן או לא.",
+                               buttons=[ReplyButton(payload="yes", title="כן"), ReplyButton(payload="no", title="לא")])
+    given_profiles(settings, f.profile(command.customer_id, whatsapp=command.to))
+
+    async def scenario(h: Harness) -> None:
+        await customer_writes(h, "31612345678", "שלום")  # the customer wrote first: the 24-hour window is open
+        await h.send(command)
+        await h.outcomes(lambda seen: "read" in statuses(seen, command.message_id))
+        (sent,) = [m for m in await h.sandbox_messages() if m["text"] == command.body]
+        assert sent["type"] == "interactive" and sent["buttons"] == ["כן", "לא"]
+        async with httpx.AsyncClient() as client:
+            response = await client.post(f"{h.sandbox_url}/_sandbox/inbound", json={
+                "from": "31612345678", "text": "כן", "button_reply_id": sent["button_ids"][0]})
+            response.raise_for_status()
+        records = await asyncio.to_thread(
+            consume_until, settings.kafka.bootstrap_servers, h.names(MESSAGE_INBOUND),
+            lambda seen: any(i.button_payload for _, i in seen), 60.0, InboundMessage)
+        (pressed,) = [i for _, i in records if i.button_payload]
+        assert pressed.button_payload == "yes" and pressed.customer_id == command.customer_id
 
     run(settings, scenario)
 
@@ -162,6 +190,7 @@ def test_a_reply_by_user_id_alone_reaches_the_customer_whose_receipt_named_it(se
 
 def test_an_unattributable_message_is_dead_lettered_alone_and_the_batch_still_lands(settings: Settings) -> None:
     command = whatsapp_command()
+    given_profiles(settings, f.profile(command.customer_id, whatsapp=command.to))
     wa = settings.whatsapp
 
     async def scenario(h: Harness) -> None:

@@ -13,7 +13,7 @@ from schemas.types import Channel, Purpose
 from streams import compliance, consent, core, keywords, policy, sms
 from streams.clock import VirtualClock
 from streams.stores import StoreConfig, StoreDirectory
-from streams.templates import SAMPLE_VARIABLES, template_locales
+from streams.templates import SAMPLE_VARIABLES, buttons, template_locales
 from tests import factories as f
 from tests.unit.test_core import NO_QUIET, NOW, context
 
@@ -82,3 +82,36 @@ def test_first_in_conversation_puts_the_line_on_the_first_marketing_sms_of_each_
     state, next_month = send(NOW + dt.timedelta(days=31))
     assert line in first and line not in second and line in next_month
     assert all(body.startswith("Sklep Ani: ") for body in (first, second, next_month))
+
+
+# --- quick replies ---------------------------------------------------------------------------------------
+
+def whatsapp_command(template: str, locale: str, window_open: bool):
+    person = f.profile("c1", locale=locale, channel_preferences=[Channel.WHATSAPP])
+    intent = f.intent("c1", template=template, purpose=Purpose.TRANSACTIONAL, channels=[Channel.WHATSAPP])
+    last_inbound = {"whatsapp": compliance.epoch_ms(NOW - dt.timedelta(hours=1))} if window_open else None
+    decision = policy.decide(intent, person, consents((Channel.WHATSAPP, Purpose.TRANSACTIONAL)), NOW,
+                             last_inbound=last_inbound)
+    assert isinstance(decision, policy.Send), decision
+    return decision.command
+
+
+@pytest.mark.parametrize("locale", template_locales("what_went_wrong"))
+def test_a_question_inside_the_whatsapp_window_offers_its_answers_as_buttons(locale):
+    command = whatsapp_command("what_went_wrong", locale, window_open=True)
+    assert [b.payload for b in command.buttons] == ["shipping", "quality", "service"]
+    assert all(b.title in command.body for b in command.buttons)  # typing the answer still works
+
+
+def test_a_yes_no_question_offers_yes_and_no_and_an_sms_offers_none():
+    assert [b.payload for b in whatsapp_command("talk_to_agent", "en", window_open=True).buttons] == ["yes", "no"]
+    assert sms_body("talk_to_agent", "en", purpose=Purpose.TRANSACTIONAL).buttons == []
+
+
+@pytest.mark.parametrize("template", ["what_went_wrong", "talk_to_agent"])
+def test_no_button_title_or_payload_is_an_opt_out_word(template):
+    """A press arrives as a reply: a button named like an opt-out word would unsubscribe the customer (a Yes
+    is what typing it is: the YES keyword, which only restores what a STOP withdrew)."""
+    for locale in template_locales(template):
+        for payload, title in buttons(template, locale):
+            assert keywords.Keyword.OPT_OUT not in (keywords.classify(title), keywords.classify(payload)), title

@@ -19,7 +19,7 @@ from connectors.errors import (
     ProviderTransientError,
     UnknownProviderError,
 )
-from connectors.providers.base import (Currency, DateTime, Media, ProviderReceipt, WhatsAppProvider, WhatsAppRequest,
+from connectors.providers.base import (Currency, DateTime, Media, ProviderReceipt, WhatsAppProvider, WhatsAppRequest, reply_payload,
                                        WhatsAppTemplate)
 from connectors.providers.whatsapp_cloud import MetaWhatsAppProvider
 from connectors.providers.whatsapp_registry import WHATSAPP_PROVIDERS, build_whatsapp_provider
@@ -147,6 +147,13 @@ def test_template_without_parameters_has_no_components():
     assert body["template"] == {"name": "newsletter_welcome", "language": {"code": "en_US"}}
 
 
+def test_button_payloads_make_the_reply_ids_and_come_back_from_them():
+    body = sent_body(WhatsAppRequest(message_id="msg-9", to=TO, text="Talk to us?", buttons=("כן", "לא"),
+                                     button_payloads=("yes", "no")))
+    ids = [b["reply"]["id"] for b in body["interactive"]["action"]["buttons"]]
+    assert ids == ["msg-9#yes", "msg-9#no"] and [reply_payload(i) for i in ids] == ["yes", "no"]
+
+
 def test_buttons_make_an_interactive_reply_button_message_with_ids_from_the_message_id():
     body = sent_body(WhatsAppRequest(message_id="msg-9", to=TO, text="Still want it?", buttons=("Yes", "Not now")))
     assert body["type"] == "interactive" and "text" not in body
@@ -190,6 +197,8 @@ def test_base_url_and_api_version_are_configurable():
     (WhatsAppRequest(message_id="m", to=TO, text="pick", buttons=("",)), "1-20"),
     (WhatsAppRequest(message_id="m", to=TO, text="pick", buttons=("Yes", "Yes")), "unique"),
     (WhatsAppRequest(message_id="m", to=TO, text="", buttons=("Yes",)), "body text"),
+    (WhatsAppRequest(message_id="m", to=TO, text="pick", buttons=("Yes", "No"), button_payloads=("yes",)), "payload"),
+    (WhatsAppRequest(message_id="m", to=TO, text="pick", buttons=("Yes", "No"), button_payloads=("y", "y")), "payload"),
     (WhatsAppRequest(message_id="m" * 300, to=TO, text="pick", buttons=("Yes",)), "too long"),
     (WhatsAppRequest(message_id="m", to=TO, template=TEMPLATE, buttons=("Yes",)), "buttons need text"),
     (WhatsAppRequest(message_id="m", to=TO, text="hi", callback_data="x" * 513), "512"),
